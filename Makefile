@@ -1,0 +1,48 @@
+# benchlab developer targets. Each creates or reuses .venv and installs what it needs.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+APT_PKGS := prometheus nginx-light chromium docker-compose
+PGVER = $(shell ls /etc/postgresql 2>/dev/null | head -n1)
+
+.PHONY: demo test selfbench lint venv apt services clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+apt:
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  (apt-get install -y --no-install-recommends $$missing || (apt-get update && apt-get install -y --no-install-recommends $$missing)) >/dev/null; \
+	fi
+
+services:
+	@pg_isready -h 127.0.0.1 -p 5432 -q || pg_ctlcluster --skip-systemctl-redirect $(PGVER) main start
+	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+	@for i in $$(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+
+demo: venv
+	$(VENV)/bin/benchlab demo
+
+test: venv apt services
+	$(VENV)/bin/ruff check runners metrics load_tests tests
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -q tests
+
+selfbench: venv apt services
+	$(PY) -m runners.selfbench
+
+lint: venv
+	$(VENV)/bin/ruff check runners metrics load_tests tests
+	$(VENV)/bin/ruff format --check runners metrics load_tests tests
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf $(VENV) results

@@ -1,0 +1,1 @@
+"""benchlab collection and storage: settings, models, store, collectors, exporters, sidecar."""

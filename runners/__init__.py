@@ -1,0 +1,1 @@
+"""benchlab application: CLI, run orchestration, analysis, reports."""
