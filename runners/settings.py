@@ -1,0 +1,49 @@
+"""Typed settings of the application's components; built only by `runners.cli` from flags and env vars."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, kw_only=True)
+class TargetSettings:
+    """How `benchlab target` serves the demo service."""
+
+    version: str = "1.0"
+    """App version the target reports; selects the default behaviour profile."""
+    profile: str | None = None
+    """Behaviour profile name (`1.0`, `1.1`, `leaky`); None means the profile named like the version."""
+    bind: str = "127.0.0.1"
+    """Address to listen on."""
+    port: int = 8000
+    """TCP port to listen on."""
+    redis_url: str | None = None
+    """Redis URL for the job queue (REDIS_URL); None means an in-process queue."""
+    queue_prefix: str = "benchlab:demo:"
+    """Key prefix of every Redis key the target touches."""
+    slowdown: float | None = None
+    """Override of the profile's content-generation cost multiplier."""
+    leak_kb: float | None = None
+    """Override of the profile's memory kept per request, in KiB."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShapeSettings:
+    """Parameters of the load shape chosen by --test-type."""
+
+    test_type: str = "load"
+    """baseline | load | stress | spike | soak."""
+    users: int = 10
+    """Users for the run; the stress maximum and the spike's base level."""
+    spawn_rate: float = 1.0
+    """Users started (or stopped) per second when the level changes."""
+    run_time: float = 60.0
+    """Planned duration in seconds."""
+    stress_steps: int = 5
+    """Number of user steps in a stress run."""
+    slo_p95_ms: float = 1000.0
+    """Stress stops stepping once the p95 of the last 10 s is above this."""
+    slo_error_rate: float = 0.05
+    """Stress stops stepping once the failure ratio is above this."""
+    spike_factor: float = 5.0
+    """Spike height as a multiple of the users."""
