@@ -1,0 +1,170 @@
+"""SQLAlchemy models of the metrics store; `schema/` holds the same tables as Postgres SQL."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+RUN_STATUSES = ("running", "completed", "aborted", "failed")
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Id = BigInteger().with_variant(Integer(), "sqlite")
+"""64-bit ids on Postgres; INTEGER on SQLite so the column is the rowid alias and autoincrements."""
+Ts = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every benchlab table."""
+
+
+class Run(Base):
+    """One execution of a load test against one app version."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('running', 'completed', 'aborted', 'failed')", name="runs_status_check"
+        ),
+        Index("ix_runs_version_started", "app_version", "started_at"),
+        Index("ix_runs_scenario_started", "scenario", "started_at"),
+        Index("ix_runs_suite", "suite_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    scenario: Mapped[str] = mapped_column(Text)
+    test_type: Mapped[str] = mapped_column(Text)
+    app_version: Mapped[str] = mapped_column(Text)
+    environment: Mapped[str] = mapped_column(Text)
+    host: Mapped[str] = mapped_column(Text)
+    locustfile: Mapped[str] = mapped_column(Text)
+    user_classes: Mapped[list[str]] = mapped_column(Json)
+    users: Mapped[int] = mapped_column(Integer)
+    spawn_rate: Mapped[float] = mapped_column(Float)
+    planned_duration_s: Mapped[float | None] = mapped_column(Float)
+    workers: Mapped[int] = mapped_column(Integer)
+    tags: Mapped[dict[str, str]] = mapped_column(Json)
+    benchlab_version: Mapped[str] = mapped_column(Text)
+    git_commit: Mapped[str | None] = mapped_column(Text)
+    suite_id: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(Ts)
+    ended_at: Mapped[datetime | None] = mapped_column(Ts)
+    status: Mapped[str] = mapped_column(Text)
+    total_requests: Mapped[int | None] = mapped_column(BigInteger)
+    total_failures: Mapped[int | None] = mapped_column(BigInteger)
+    stored_samples: Mapped[int | None] = mapped_column(BigInteger)
+    spooled_samples: Mapped[int | None] = mapped_column(BigInteger)
+    replayed_samples: Mapped[int | None] = mapped_column(BigInteger)
+    rps: Mapped[float | None] = mapped_column(Float)
+    error_rate: Mapped[float | None] = mapped_column(Float)
+    mean_ms: Mapped[float | None] = mapped_column(Float)
+    p50_ms: Mapped[float | None] = mapped_column(Float)
+    p95_ms: Mapped[float | None] = mapped_column(Float)
+    p99_ms: Mapped[float | None] = mapped_column(Float)
+    max_ms: Mapped[float | None] = mapped_column(Float)
+
+
+class RequestSample(Base):
+    """One request Locust made, exactly as timed (milliseconds, unrounded).
+
+    Append-only and bulk-loaded: no surrogate key and no foreign key, because on this machine each
+    costs a third or more of COPY throughput. The mapper identifies a row by (run_id, ts, worker, name).
+    """
+
+    __tablename__ = "request_samples"
+    __table_args__ = (
+        Index("ix_request_samples_run_ts", "run_id", "ts"),
+        Index("ix_request_samples_ts", "ts", postgresql_using="brin"),
+    )
+
+    run_id: Mapped[int] = mapped_column(Id)
+    ts: Mapped[datetime] = mapped_column(Ts)
+    name: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(Text)
+    response_time_ms: Mapped[float] = mapped_column(Float)
+    response_length: Mapped[int | None] = mapped_column(BigInteger)
+    request_length: Mapped[int | None] = mapped_column(BigInteger)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    success: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    worker: Mapped[str | None] = mapped_column(Text)
+
+    __mapper_args__ = {"primary_key": [run_id, ts, worker, name]}
+
+
+class RunEvent(Base):
+    """Something that happened during a run: start, stop, user-count changes, shape stages, notes."""
+
+    __tablename__ = "run_events"
+    __table_args__ = (Index("ix_run_events_run_ts", "run_id", "ts"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(Id, ForeignKey("runs.id", ondelete="CASCADE"))
+    ts: Mapped[datetime] = mapped_column(Ts)
+    kind: Mapped[str] = mapped_column(Text)
+    user_count: Mapped[int | None] = mapped_column(Integer)
+    message: Mapped[str | None] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(Json)
+
+
+class ResourceSample(Base):
+    """One psutil reading of a watched service (its processes summed, children included)."""
+
+    __tablename__ = "resource_samples"
+    __table_args__ = (
+        Index("ix_resource_samples_run_ts", "run_id", "ts"),
+        Index("ix_resource_samples_service_ts", "service", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int | None] = mapped_column(Id, ForeignKey("runs.id", ondelete="SET NULL"))
+    ts: Mapped[datetime] = mapped_column(Ts)
+    service: Mapped[str] = mapped_column(Text)
+    process_count: Mapped[int] = mapped_column(Integer)
+    restarts: Mapped[int] = mapped_column(Integer)
+    cpu_percent: Mapped[float | None] = mapped_column(Float)
+    cpu_percent_total: Mapped[float | None] = mapped_column(Float)
+    rss_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    threads: Mapped[int | None] = mapped_column(Integer)
+    open_fds: Mapped[int | None] = mapped_column(Integer)
+    disk_read_bps: Mapped[float | None] = mapped_column(Float)
+    disk_write_bps: Mapped[float | None] = mapped_column(Float)
+    net_rx_bps: Mapped[float | None] = mapped_column(Float)
+    net_tx_bps: Mapped[float | None] = mapped_column(Float)
+
+
+class QueueSample(Base):
+    """One reading of a queue: depth, rates, processing time, errors and backlog age."""
+
+    __tablename__ = "queue_samples"
+    __table_args__ = (
+        Index("ix_queue_samples_run_ts", "run_id", "ts"),
+        Index("ix_queue_samples_queue_ts", "queue", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int | None] = mapped_column(Id, ForeignKey("runs.id", ondelete="SET NULL"))
+    ts: Mapped[datetime] = mapped_column(Ts)
+    queue: Mapped[str] = mapped_column(Text)
+    backend: Mapped[str] = mapped_column(Text)
+    length: Mapped[int | None] = mapped_column(BigInteger)
+    consumers: Mapped[int | None] = mapped_column(Integer)
+    publish_rate: Mapped[float | None] = mapped_column(Float)
+    consume_rate: Mapped[float | None] = mapped_column(Float)
+    processing_seconds: Mapped[float | None] = mapped_column(Float)
+    error_rate: Mapped[float | None] = mapped_column(Float)
+    backlog_age_seconds: Mapped[float | None] = mapped_column(Float)

@@ -1,0 +1,257 @@
+"""The metrics store: run lifecycle and bulk writes (COPY on Postgres, batched inserts on SQLite)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from metrics.model import Base, QueueSample, RequestSample, ResourceSample, Run, RunEvent
+from metrics.sample import COLUMNS, Sample, as_row
+from metrics.settings import RunMeta, StoreSettings
+
+BENCHLAB_VERSION = "0.1.0"
+EventRow = tuple[int, float, str, int | None, str | None, dict[str, Any] | None]
+"""(run id, epoch s, kind, user count, message, data) of one run event."""
+# Strings are always quoted (QUOTE_NONNUMERIC), so a quoted empty field in a nullable column is NULL.
+_COPY_SQL = (
+    "COPY request_samples (run_id, worker, "
+    + ", ".join(COLUMNS)
+    + ") FROM STDIN WITH (FORMAT csv,"
+    " FORCE_NULL (worker, response_length, request_length, status_code, error))"
+)
+
+
+class _CsvStream(io.TextIOBase):
+    """File-like CSV of samples, formatted chunk by chunk as COPY reads, so the server parses while we format."""
+
+    def __init__(self, run_id: int, worker: str | None, rows: Sequence[Sample], chunk: int = 2000) -> None:
+        self._rows = rows
+        self._pos = 0
+        self._chunk = chunk
+        self._head = (run_id, worker)
+        self._buf = io.StringIO()
+        self._write = csv.writer(self._buf, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerow
+        self._stamps: dict[int, str] = {}
+
+    def _stamp(self, ts: float) -> str:
+        sec = int(ts)
+        prefix = self._stamps.get(sec)
+        if prefix is None:
+            prefix = self._stamps[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{prefix}.{round((ts - sec) * 1e6):06d}+00"
+
+    def read(self, size: int | None = -1) -> str:
+        """Next chunk of CSV text; empty at the end."""
+        end = min(self._pos + self._chunk, len(self._rows))
+        if self._pos >= end:
+            return ""
+        self._buf.seek(0)
+        self._buf.truncate()
+        run_id, worker = self._head
+        write, stamp = self._write, self._stamp
+        for ts, name, method, rt, resp_len, req_len, status, ok, error in self._rows[self._pos : end]:
+            write((run_id, worker, stamp(ts), name, method, rt, resp_len, req_len, status, ok, error))
+        self._pos = end
+        return self._buf.getvalue()
+
+
+class BadStoreUrl(ValueError):
+    """The DB URL cannot be parsed or names a database benchlab does not support."""
+
+
+class StoreUnavailable(RuntimeError):
+    """The store could not be reached or initialised."""
+
+
+def parse_url(url: str) -> URL:
+    """Parse and check a DB URL without connecting: only SQLite and Postgres are supported."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise BadStoreUrl(f"bad DB URL {url!r}: {exc}") from None
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise BadStoreUrl(f"bad DB URL {url!r}: backend {backend!r} is not sqlite or postgresql")
+    if backend == "postgresql":
+        if "+" in parsed.drivername and parsed.drivername != "postgresql+psycopg2":
+            raise BadStoreUrl(f"bad DB URL {url!r}: only the psycopg2 driver is supported")
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    if backend == "sqlite" and parsed.database in (None, "", ":memory:"):
+        raise BadStoreUrl(f"bad DB URL {url!r}: SQLite needs a file path (sqlite:///path/to/file.db)")
+    return parsed
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    """Engine for a checked URL, tuned for failure detection (Postgres) or concurrent writers (SQLite)."""
+    parsed = parse_url(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            Path(str(parsed.database)).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(parsed, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        args = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
+                "keepalives_count": 2, "application_name": "benchlab"}
+        return create_engine(parsed, pool_pre_ping=True, connect_args=args)
+    except NoSuchModuleError as exc:
+        raise BadStoreUrl(f"bad DB URL {url!r}: {exc}") from None
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+class Store:
+    """All reads and writes of benchlab data go through here."""
+
+    def __init__(self, *, settings: StoreSettings, engine: Engine | None = None) -> None:
+        self.settings = settings
+        """URL and spool directory."""
+        self.engine = engine or make_engine(settings.url)
+        """SQLAlchemy engine (thread-safe pool)."""
+        self.is_postgres = self.engine.dialect.name == "postgresql"
+        """True when writes use COPY."""
+
+    def open(self) -> Store:
+        """Create missing tables; raise StoreUnavailable when the database cannot be reached."""
+        try:
+            Base.metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise StoreUnavailable(f"metrics store {self.engine.url!r} unreachable: {_first_line(exc)}") from None
+        return self
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    # -- runs ---------------------------------------------------------------------------------
+    def start_run(self, meta: RunMeta, *, started_at: datetime | None = None) -> int:
+        """Insert a `running` run and return its id."""
+        values = {
+            "scenario": meta.scenario, "test_type": meta.test_type, "app_version": meta.app_version,
+            "environment": meta.environment, "host": meta.host, "locustfile": meta.locustfile,
+            "user_classes": list(meta.user_classes), "users": meta.users, "spawn_rate": meta.spawn_rate,
+            "planned_duration_s": meta.planned_duration_s, "workers": meta.workers, "tags": dict(meta.tags),
+            "benchlab_version": BENCHLAB_VERSION, "git_commit": meta.git_commit, "suite_id": meta.suite_id,
+            "started_at": started_at or datetime.now(UTC), "status": "running",
+        }
+        with self.engine.begin() as conn:
+            run_id = conn.execute(insert(Run).values(**values).returning(Run.id)).scalar_one()
+        return int(run_id)
+
+    def finish_run(self, run_id: int, *, status: str, summary: dict[str, Any]) -> None:
+        """Mark a run ended with its status and summary columns."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(Run).where(Run.id == run_id).values(status=status, ended_at=datetime.now(UTC), **summary)
+            )
+
+    def get_run(self, run_id: int) -> Run | None:
+        """One run, detached from the session."""
+        with self.engine.connect() as conn:
+            row = conn.execute(select(Run.__table__).where(Run.id == run_id)).mappings().first()
+        return Run(**row) if row else None
+
+    def list_runs(self, limit: int = 50) -> list[Run]:
+        """Most recent runs first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(Run.__table__).order_by(Run.id.desc()).limit(limit)).mappings().all()
+        return [Run(**row) for row in rows]
+
+    def running_run_id(self) -> int | None:
+        """Id of the most recent run still in progress, if any."""
+        query = select(Run.id).where(Run.status == "running").order_by(Run.id.desc()).limit(1)
+        with self.engine.connect() as conn:
+            value = conn.execute(query).scalar()
+        return int(value) if value is not None else None
+
+    # -- writes -------------------------------------------------------------------------------
+    def write_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
+        """Store a batch of request samples in one transaction."""
+        if not rows:
+            return
+        if self.is_postgres:
+            self._copy_samples(run_id, worker, rows)
+        else:
+            with self.engine.begin() as conn:
+                conn.execute(insert(RequestSample), [as_row(s, run_id, worker) for s in rows])
+
+    def _copy_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
+        raw = self.engine.raw_connection()
+        try:
+            with raw.cursor() as cur:
+                cur.copy_expert(_COPY_SQL, _CsvStream(run_id, worker, rows), size=1 << 16)
+            raw.commit()
+        except BaseException:
+            raw.invalidate()
+            raise
+        finally:
+            raw.close()
+
+    def add_events(self, rows: Sequence[EventRow]) -> None:
+        """Store run events."""
+        if not rows:
+            return
+        values = [
+            {"run_id": r, "ts": _utc(ts), "kind": k, "user_count": u, "message": m, "data": d}
+            for r, ts, k, u, m, d in rows
+        ]
+        with self.engine.begin() as conn:
+            conn.execute(insert(RunEvent), values)
+
+    def write_resource_samples(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Store sidecar resource samples (dicts of `resource_samples` columns)."""
+        self._insert(ResourceSample, rows)
+
+    def write_queue_samples(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Store queue probe samples (dicts of `queue_samples` columns)."""
+        self._insert(QueueSample, rows)
+
+    def _insert(self, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+        if rows:
+            with self.engine.begin() as conn:
+                conn.execute(insert(model), list(rows))
+
+    # -- reads --------------------------------------------------------------------------------
+    def count_samples(self, run_id: int) -> int:
+        """Rows stored for a run."""
+        query = select(func.count()).select_from(RequestSample).where(RequestSample.run_id == run_id)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar_one())
+
+    def iter_samples(self, run_id: int, batch: int = 10_000) -> Iterator[dict[str, Any]]:
+        """Every stored sample of a run in time order, streamed."""
+        table = RequestSample.__table__
+        query = select(table).where(table.c.run_id == run_id).order_by(table.c.ts, table.c.worker)
+        with self.engine.connect() as conn:
+            result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
+            for row in result.mappings():
+                yield dict(row)
+
+    def events(self, run_id: int) -> list[dict[str, Any]]:
+        """Run events in time order."""
+        table = RunEvent.__table__
+        query = select(table).where(table.c.run_id == run_id).order_by(table.c.ts, table.c.id)
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(query).mappings()]
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

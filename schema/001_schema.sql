@@ -1,0 +1,109 @@
+-- benchlab metrics store for Postgres: the same tables as metrics/model.py
+-- (tests/integration/test_schema.py reflects a database built from this file and compares it with the models).
+-- Mounted at /docker-entrypoint-initdb.d by docker-compose.benchmark.yml.
+
+CREATE TABLE runs (
+    id                 BIGSERIAL PRIMARY KEY,
+    scenario           TEXT NOT NULL,
+    test_type          TEXT NOT NULL,
+    app_version        TEXT NOT NULL,
+    environment        TEXT NOT NULL,
+    host               TEXT NOT NULL,
+    locustfile         TEXT NOT NULL,
+    user_classes       JSONB NOT NULL,
+    users              INTEGER NOT NULL,
+    spawn_rate         DOUBLE PRECISION NOT NULL,
+    planned_duration_s DOUBLE PRECISION,
+    workers            INTEGER NOT NULL,
+    tags               JSONB NOT NULL,
+    benchlab_version   TEXT NOT NULL,
+    git_commit         TEXT,
+    suite_id           TEXT,
+    started_at         TIMESTAMPTZ NOT NULL,
+    ended_at           TIMESTAMPTZ,
+    status             TEXT NOT NULL,
+    total_requests     BIGINT,
+    total_failures     BIGINT,
+    stored_samples     BIGINT,
+    spooled_samples    BIGINT,
+    replayed_samples   BIGINT,
+    rps                DOUBLE PRECISION,
+    error_rate         DOUBLE PRECISION,
+    mean_ms            DOUBLE PRECISION,
+    p50_ms             DOUBLE PRECISION,
+    p95_ms             DOUBLE PRECISION,
+    p99_ms             DOUBLE PRECISION,
+    max_ms             DOUBLE PRECISION,
+    CONSTRAINT runs_status_check CHECK (status IN ('running', 'completed', 'aborted', 'failed'))
+);
+CREATE INDEX ix_runs_version_started ON runs (app_version, started_at);
+CREATE INDEX ix_runs_scenario_started ON runs (scenario, started_at);
+CREATE INDEX ix_runs_suite ON runs (suite_id);
+
+-- One row per request, response time in milliseconds as measured (never rounded).
+-- Bulk-loaded with COPY: no surrogate key and no foreign key (each costs a third or more of the rate).
+CREATE TABLE request_samples (
+    run_id           BIGINT NOT NULL,
+    ts               TIMESTAMPTZ NOT NULL,
+    name             TEXT NOT NULL,
+    method           TEXT NOT NULL,
+    response_time_ms DOUBLE PRECISION NOT NULL,
+    response_length  BIGINT,
+    request_length   BIGINT,
+    status_code      INTEGER,
+    success          BOOLEAN NOT NULL,
+    error            TEXT,
+    worker           TEXT
+);
+CREATE INDEX ix_request_samples_run_ts ON request_samples (run_id, ts);
+CREATE INDEX ix_request_samples_ts ON request_samples USING brin (ts);
+
+CREATE TABLE run_events (
+    id         BIGSERIAL PRIMARY KEY,
+    run_id     BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    ts         TIMESTAMPTZ NOT NULL,
+    kind       TEXT NOT NULL,
+    user_count INTEGER,
+    message    TEXT,
+    data       JSONB
+);
+CREATE INDEX ix_run_events_run_ts ON run_events (run_id, ts);
+
+-- psutil readings of the watched services; run_id is NULL for samples taken between runs.
+CREATE TABLE resource_samples (
+    id                BIGSERIAL PRIMARY KEY,
+    run_id            BIGINT REFERENCES runs (id) ON DELETE SET NULL,
+    ts                TIMESTAMPTZ NOT NULL,
+    service           TEXT NOT NULL,
+    process_count     INTEGER NOT NULL,
+    restarts          INTEGER NOT NULL,
+    cpu_percent       DOUBLE PRECISION,
+    cpu_percent_total DOUBLE PRECISION,
+    rss_bytes         BIGINT,
+    threads           INTEGER,
+    open_fds          INTEGER,
+    disk_read_bps     DOUBLE PRECISION,
+    disk_write_bps    DOUBLE PRECISION,
+    net_rx_bps        DOUBLE PRECISION,
+    net_tx_bps        DOUBLE PRECISION
+);
+CREATE INDEX ix_resource_samples_run_ts ON resource_samples (run_id, ts);
+CREATE INDEX ix_resource_samples_service_ts ON resource_samples (service, ts);
+
+-- Queue probes (Redis lists, RabbitMQ queues, rates from the target's /metrics).
+CREATE TABLE queue_samples (
+    id                  BIGSERIAL PRIMARY KEY,
+    run_id              BIGINT REFERENCES runs (id) ON DELETE SET NULL,
+    ts                  TIMESTAMPTZ NOT NULL,
+    queue               TEXT NOT NULL,
+    backend             TEXT NOT NULL,
+    length              BIGINT,
+    consumers           INTEGER,
+    publish_rate        DOUBLE PRECISION,
+    consume_rate        DOUBLE PRECISION,
+    processing_seconds  DOUBLE PRECISION,
+    error_rate          DOUBLE PRECISION,
+    backlog_age_seconds DOUBLE PRECISION
+);
+CREATE INDEX ix_queue_samples_run_ts ON queue_samples (run_id, ts);
+CREATE INDEX ix_queue_samples_queue_ts ON queue_samples (queue, ts);
