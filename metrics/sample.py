@@ -24,7 +24,7 @@ COLUMNS = (
 
 def as_row(sample: Sample, run_id: int, worker: str | None) -> dict[str, Any]:
     """A Sample as a dict of `request_samples` columns, with a timezone-aware timestamp."""
-    row = dict(zip(COLUMNS, sample, strict=True))
+    row: dict[str, Any] = dict(zip(COLUMNS, sample, strict=True))
     row["ts"] = datetime.fromtimestamp(sample[0], UTC)
     row["run_id"] = run_id
     row["worker"] = worker

@@ -1,18 +1,18 @@
-"""Local spool of sample batches the store could not take; replayed later so no sample is lost."""
+"""Local spool of batches the store could not take; replayed later so no sample or event is lost."""
 
 from __future__ import annotations
 
 import json
-import logging
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from metrics.sample import Sample
+from metrics.store import EventRow
 
-log = logging.getLogger(__name__)
+_CLAIM = ".claimed-"
 
 
 @dataclass(frozen=True)
@@ -23,6 +23,7 @@ class Batch:
     run_id: int
     worker: str | None
     rows: list[Sample]
+    events: list[EventRow] = field(default_factory=list)
 
 
 class Spool:
@@ -30,18 +31,27 @@ class Spool:
 
     def __init__(self, *, directory: Path) -> None:
         self.directory = directory
-        """Folder holding `run<id>-<worker>-<n>.jsonl` files."""
+        """Folder holding `run<id>-<worker>-<pid>-<ns>.jsonl` files."""
         self._seq = 0
 
     def put(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> Path:
-        """Write one batch to disk and return its path."""
+        """Write one batch of samples to disk and return its path."""
+        return self._write(run_id, worker, {"run_id": run_id, "worker": worker}, rows)
+
+    def put_events(self, events: Sequence[EventRow]) -> Path:
+        """Write run events (all of one run) to disk and return the path."""
+        run_id = events[0][0]
+        head = {"run_id": run_id, "worker": None, "events": [list(e) for e in events]}
+        return self._write(run_id, "events", head, [])
+
+    def _write(self, run_id: int, label: str | None, head: Mapping[str, object], rows: Sequence[Sample]) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._seq += 1
-        stem = f"run{run_id}-{worker or 'main'}-{os.getpid()}-{time.time_ns()}-{self._seq}"
+        stem = f"run{run_id}-{label or 'main'}-{os.getpid()}-{time.time_ns()}-{self._seq}"
         final = self.directory / f"{stem}.jsonl"
         tmp = self.directory / f".{stem}.tmp"
         with tmp.open("w", encoding="utf-8") as fh:
-            fh.write(json.dumps({"run_id": run_id, "worker": worker}) + "\n")
+            fh.write(json.dumps(head) + "\n")
             for row in rows:
                 fh.write(json.dumps(row) + "\n")
             fh.flush()
@@ -50,16 +60,33 @@ class Spool:
         return final
 
     def pending(self, run_id: int | None = None) -> list[Path]:
-        """Spooled files, oldest first, optionally only those of one run."""
+        """Spooled files not claimed by anyone, oldest first, optionally only those of one run."""
         if not self.directory.is_dir():
             return []
         pattern = f"run{run_id}-*.jsonl" if run_id is not None else "run*.jsonl"
-        return sorted(self.directory.glob(pattern), key=lambda p: p.stat().st_mtime_ns)
+        return sorted(self.directory.glob(pattern), key=lambda p: p.name.split("-")[-2:])
+
+    def claim(self, path: Path) -> Path | None:
+        """Take a file for replay by renaming it; None when another process took it first."""
+        claimed = path.with_name(f"{_CLAIM}{os.getpid()}-{path.name}")
+        try:
+            path.rename(claimed)
+        except FileNotFoundError:
+            return None
+        return claimed
+
+    @staticmethod
+    def release(claimed: Path) -> Path:
+        """Give a claimed file back after a failed replay."""
+        original = claimed.with_name(claimed.name.split("-", 2)[2])
+        claimed.rename(original)
+        return original
 
     @staticmethod
     def load(path: Path) -> Batch:
         """Read a spooled file back."""
         with path.open(encoding="utf-8") as fh:
             head = json.loads(fh.readline())
-            rows: list[Sample] = [tuple(json.loads(line)) for line in fh if line.strip()]  # type: ignore[misc]
-        return Batch(path=path, run_id=int(head["run_id"]), worker=head["worker"], rows=rows)
+            rows: list[Sample] = [tuple(json.loads(line)) for line in fh if line.strip()]
+        events: list[EventRow] = [tuple(e) for e in head.get("events", [])]
+        return Batch(path=path, run_id=int(head["run_id"]), worker=head["worker"], rows=rows, events=events)

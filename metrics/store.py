@@ -133,7 +133,7 @@ class Store:
         try:
             Base.metadata.create_all(self.engine)
         except SQLAlchemyError as exc:
-            raise StoreUnavailable(f"metrics store {self.engine.url!r} unreachable: {_first_line(exc)}") from None
+            raise StoreUnavailable(f"metrics store {self.engine.url!r} unreachable: {first_line(exc)}") from None
         return self
 
     def close(self) -> None:
@@ -195,8 +195,9 @@ class Store:
     def _copy_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
         raw = self.engine.raw_connection()
         try:
-            with raw.cursor() as cur:
-                cur.copy_expert(_COPY_SQL, _CsvStream(run_id, worker, rows), size=1 << 16)
+            cur = raw.cursor()
+            cur.copy_expert(_COPY_SQL, _CsvStream(run_id, worker, rows), size=1 << 16)
+            cur.close()
             raw.commit()
         except BaseException:
             raw.invalidate()
@@ -252,6 +253,7 @@ class Store:
             return [dict(r) for r in conn.execute(query).mappings()]
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of a DB error's message, for one-line reports."""
     text = str(getattr(exc, "orig", None) or exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
