@@ -173,7 +173,7 @@ def _asgi_template(scope: Scope) -> object:
 
 def _is_asgi(app: object) -> bool:
     """True for `async def app(scope, receive, send)` callables and objects with an async `__call__`."""
-    return inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(getattr(app, "__call__", None))
+    return inspect.iscoroutinefunction(app) or (callable(app) and inspect.iscoroutinefunction(app.__call__))
 
 
 def setup_metrics(

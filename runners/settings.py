@@ -25,6 +25,8 @@ class TargetSettings:
     """Override of the profile's content-generation cost multiplier."""
     leak_kb: float | None = None
     """Override of the profile's memory kept per request, in KiB."""
+    token_ttl: float = 30.0
+    """Lifetime of access tokens in seconds; refresh tokens live ten times as long."""
 
 
 @dataclass(frozen=True, kw_only=True)

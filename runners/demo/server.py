@@ -1,0 +1,58 @@
+"""`serve`: run the demo target under gevent's WSGI server until SIGTERM or SIGINT."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+
+from runners.settings import TargetSettings
+
+__all__ = ["serve"]
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: TargetSettings) -> int:
+    """Serve the demo target described by `settings`; block until SIGTERM/SIGINT; return 0.
+
+    Raises ValueError for an unknown profile and redis errors when `redis_url` is unreachable.
+    """
+    # Patch before anything below creates sockets, locks or threads, so that Redis calls,
+    # sleeps and the worker's thread all cooperate with gevent's loop.
+    from gevent import monkey
+
+    monkey.patch_all()
+
+    import gevent
+    from gevent.event import Event
+    from gevent.pywsgi import WSGIServer
+
+    from runners.demo.app import create_app, state_of
+    from runners.demo.jobqueue import open_queue
+    from runners.demo.profile import resolve_profile
+
+    profile = resolve_profile(settings)
+    queue = open_queue(settings.redis_url, settings.queue_prefix)
+    app = create_app(version=settings.version, profile=profile, queue=queue, token_ttl=settings.token_ttl)
+    state = state_of(app)
+    server = WSGIServer((settings.bind, settings.port), app, log=None, error_log=log)
+    stop = Event()
+    handlers = [gevent.signal_handler(sig, stop.set) for sig in (signal.SIGTERM, signal.SIGINT)]
+    try:
+        server.start()
+        state.worker.start()
+        print(
+            f"benchlab target {settings.version} (profile {profile.name}) "
+            f"listening on http://{settings.bind}:{server.server_port}",
+            file=sys.stderr,
+            flush=True,
+        )
+        stop.wait()
+    finally:
+        server.stop(timeout=5)
+        state.worker.stop()
+        queue.close()
+        for handler in handlers:
+            handler.cancel()
+    return 0
