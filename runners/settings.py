@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from metrics.settings import CollectorSettings, RunMeta, StoreSettings
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,3 +52,43 @@ class ShapeSettings:
     """Stress stops stepping once the failure ratio is above this."""
     spike_factor: float = 5.0
     """Spike height as a multiple of the users."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class OutputSettings:
+    """What the CLI prints."""
+
+    json: bool = False
+    """Print one JSON object as the last stdout line."""
+    quiet: bool = False
+    """No live progress line."""
+    verbose: bool = False
+    """Debug logging."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSpec:
+    """Everything `benchlab run` needs, parsed once from flags and env vars."""
+
+    meta: RunMeta
+    """What the store records about the run."""
+    locustfile: Path
+    """Resolved path of the Locust file."""
+    store: StoreSettings
+    """DB URL and spool directory."""
+    shape: ShapeSettings
+    """Load shape parameters; `shape.test_type` may be `complete` (five runs in turn)."""
+    collector: CollectorSettings = field(default_factory=CollectorSettings)
+    """Flush and retry intervals of the request collector."""
+    output: OutputSettings = field(default_factory=OutputSettings)
+    """What is printed."""
+    health_check: bool = True
+    """Check the target before load starts."""
+    health_path: str = "/health"
+    """Path of the health check (falls back to GET /)."""
+    metrics_port: int | None = None
+    """Port of the runner's Prometheus /metrics during the run (None: not served)."""
+    metrics_bind: str = "127.0.0.1"
+    """Address the runner's /metrics listens on."""
+    monitor: tuple[str, ...] = ()
+    """Sidecar target specs the runner samples itself (--monitor-pid / --monitor-process)."""

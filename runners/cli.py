@@ -1,0 +1,224 @@
+"""The `benchlab` command: every flag and env var is parsed here, once, into typed settings."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+from runners.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, RunFailed
+
+TEST_TYPES = ("baseline", "load", "stress", "spike", "soak", "complete")
+LOAD_TESTS = (Path("load_tests"), Path(__file__).resolve().parent.parent / "load_tests")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line and exit code 2."""
+
+    def error(self, message: str) -> NoReturn:
+        raise BadInput(message)
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
+
+
+def _positive(kind: Callable[[str], Any], what: str, zero_ok: bool = False) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{what} must be a number, got {text!r}") from None
+        if value < 0 or (value == 0 and not zero_ok):
+            raise argparse.ArgumentTypeError(f"{what} must be {'>= 0' if zero_ok else '> 0'}, got {text!r}")
+        return value
+
+    return convert
+
+
+def _host(text: str) -> str:
+    parts = urlsplit(text)
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a bad port
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"bad host URL {text!r}: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise argparse.ArgumentTypeError(f"bad host URL {text!r}: expected http(s)://host[:port]")
+    return text.rstrip("/")
+
+
+def _tag(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"bad tag {text!r}: expected key=value")
+    return key, value
+
+
+def _db(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--db", default=_env("BENCHLAB_DB_URL"), help="metrics store URL (BENCHLAB_DB_URL)")
+    p.add_argument("--spool-dir", default=_env("BENCHLAB_SPOOL_DIR"), help="spool directory (BENCHLAB_SPOOL_DIR)")
+
+
+def _add_run(sub: Any) -> None:
+    p = sub.add_parser("run", help="run a Locust file against a target and store every sample")
+    p.add_argument("-f", "--locustfile", "--test-script", dest="locustfile", default=_env("LOCUSTFILE"),
+                   help="Locust file; a bare name is looked up in load_tests/")
+    p.add_argument("--user-class", action="append", default=[], help="user class to run (repeatable)")
+    p.add_argument("--host", type=_host, default=_env("TARGET_HOST"), help="target base URL (TARGET_HOST)")
+    p.add_argument("-u", "--users", type=_positive(int, "users"), default=_env("USERS", "10"))
+    p.add_argument("-r", "--spawn-rate", type=_positive(float, "spawn rate"), default=_env("SPAWN_RATE", "1"))
+    p.add_argument("-t", "--run-time", default=_env("RUN_TIME", "5m"), help="30s, 5m, 1h30m (RUN_TIME)")
+    p.add_argument("--app-version", default=_env("APP_VERSION", "dev"), help="version under test (APP_VERSION)")
+    p.add_argument("--test-type", choices=TEST_TYPES, default=_env("TEST_TYPE", "load"), help="load shape")
+    p.add_argument("--scenario", default=_env("BENCHLAB_SCENARIO"), help="scenario name (default: file + classes)")
+    p.add_argument("--environment", default=_env("BENCHLAB_ENVIRONMENT", "local"))
+    p.add_argument("--tag", type=_tag, action="append", default=[], help="key=value label (repeatable)")
+    p.add_argument("--workers", type=_positive(int, "workers", zero_ok=True), default=_env("BENCHLAB_WORKERS", "0"),
+                   help="0: one in-process runner; N: a Locust master plus N local workers")
+    p.add_argument("--stress-steps", type=_positive(int, "stress steps"), default="5")
+    p.add_argument("--slo-p95-ms", type=_positive(float, "SLO p95"), default=_env("BENCHLAB_SLO_P95_MS", "1000"))
+    p.add_argument("--slo-error-rate", type=_positive(float, "SLO error rate", zero_ok=True), default="0.05")
+    p.add_argument("--spike-factor", type=_positive(float, "spike factor"), default="5")
+    p.add_argument("--no-health-check", action="store_true", help="skip the pre-flight check of the target")
+    p.add_argument("--health-path", default="/health", help="health check path (falls back to GET /)")
+    p.add_argument("--metrics-port", type=_positive(int, "metrics port"), default=_env("BENCHLAB_METRICS_PORT"),
+                   help="serve the runner's Prometheus /metrics on this port during the run")
+    p.add_argument("--metrics-bind", default="127.0.0.1", help="address of the runner's /metrics")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
+    p.add_argument("-q", "--quiet", action="store_true", help="no live progress line")
+    p.add_argument("-v", "--verbose", action="store_true")
+    _db(p)
+    p.set_defaults(handler=cmd_run)
+
+
+def build_run_spec(ns: argparse.Namespace) -> Any:
+    """Turn parsed `run` flags into a RunSpec; raises BadInput naming the first problem."""
+    from locust.util.timespan import parse_timespan
+
+    from metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, RunMeta, StoreSettings
+    from metrics.store import BadStoreUrl, parse_url
+    from runners.run import resolve_locustfile
+    from runners.settings import OutputSettings, RunSpec, ShapeSettings
+
+    if not ns.locustfile:
+        raise BadInput("no locustfile: pass -f/--locustfile")
+    if not ns.host:
+        raise BadInput("no target host: pass --host or set TARGET_HOST")
+    try:
+        run_time = float(parse_timespan(ns.run_time))
+    except (ValueError, TypeError):
+        raise BadInput(f"bad run time {ns.run_time!r}: use Locust syntax such as 30s, 5m, 1h30m") from None
+    if run_time <= 0:
+        raise BadInput(f"bad run time {ns.run_time!r}: must be > 0")
+    url = ns.db or DEFAULT_DB_URL
+    try:
+        parse_url(url)
+    except BadStoreUrl as exc:
+        raise BadInput(str(exc)) from None
+    locustfile = resolve_locustfile(ns.locustfile, LOAD_TESTS)
+    classes = tuple(ns.user_class)
+    scenario = ns.scenario or (locustfile.stem + (":" + "+".join(classes) if classes else ""))
+    meta = RunMeta(
+        scenario=scenario, test_type=ns.test_type, app_version=ns.app_version, environment=ns.environment,
+        host=ns.host, locustfile=str(locustfile), user_classes=classes, users=ns.users, spawn_rate=ns.spawn_rate,
+        planned_duration_s=run_time, workers=ns.workers, tags=dict(ns.tag), git_commit=_git_commit(locustfile),
+    )
+    shape = ShapeSettings(
+        test_type=ns.test_type, users=ns.users, spawn_rate=ns.spawn_rate, run_time=run_time,
+        stress_steps=ns.stress_steps, slo_p95_ms=ns.slo_p95_ms, slo_error_rate=ns.slo_error_rate,
+        spike_factor=ns.spike_factor,
+    )
+    if ns.test_type != "complete":
+        from runners.shape import validate
+
+        try:
+            validate(shape)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+    store = StoreSettings(url=url, spool_dir=Path(ns.spool_dir) if ns.spool_dir else DEFAULT_SPOOL_DIR)
+    return RunSpec(
+        meta=meta, locustfile=locustfile, store=store, shape=shape,
+        output=OutputSettings(json=ns.json, quiet=ns.quiet, verbose=ns.verbose),
+        health_check=not ns.no_health_check, health_path=ns.health_path, metrics_port=ns.metrics_port,
+        metrics_bind=ns.metrics_bind,
+    )
+
+
+def _git_commit(path: Path) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(path.resolve().parent), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=5, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def cmd_run(ns: argparse.Namespace) -> int:
+    """`benchlab run`."""
+    import locust  # noqa: F401  - gevent monkey-patching before anything imports ssl or sockets
+
+    from runners.run import execute
+
+    spec = build_run_spec(ns)
+    return execute(spec)
+
+
+def _add_other(sub: Any) -> None:
+    from runners import commands
+
+    p = sub.add_parser("runs", help="list stored runs")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=_positive(int, "limit"), default="50")
+    _db(p)
+    p.set_defaults(handler=commands.cmd_runs)
+    p = sub.add_parser("export", help="write a run's raw samples as CSV")
+    p.add_argument("--run", type=_positive(int, "run id"), required=True)
+    p.add_argument("--csv", type=Path, required=True, help="output file")
+    _db(p)
+    p.set_defaults(handler=commands.cmd_export)
+    p = sub.add_parser("replay", help="write spooled samples to the store")
+    p.add_argument("--run", type=_positive(int, "run id"), default=None, help="only this run's spool")
+    _db(p)
+    p.set_defaults(handler=commands.cmd_replay)
+    p = sub.add_parser("target", help="serve the demo target service")
+    p.add_argument("--version", default=_env("APP_VERSION", "1.0"), help="version the target reports")
+    p.add_argument("--profile", default=None, help="behaviour profile: 1.0, 1.1, leaky (default: by version)")
+    p.add_argument("--bind", default="127.0.0.1")
+    p.add_argument("--port", type=_positive(int, "port"), default="8000")
+    p.add_argument("--redis-url", default=_env("REDIS_URL"), help="Redis job queue (REDIS_URL); else in-process")
+    p.add_argument("--queue-prefix", default="benchlab:demo:")
+    p.add_argument("--slowdown", type=_positive(float, "slowdown"), default=None)
+    p.add_argument("--leak-kb", type=_positive(float, "leak", zero_ok=True), default=None)
+    p.add_argument("--token-ttl", type=_positive(float, "token TTL"), default="30")
+    p.set_defaults(handler=commands.cmd_target)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `benchlab` console script."""
+    parser = _Parser(prog="benchlab", description="Benchmark lab: Locust runs measured release against release.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_run(sub)
+    _add_other(sub)
+    try:
+        ns = parser.parse_args(argv)
+        logging.basicConfig(
+            level=logging.DEBUG if getattr(ns, "verbose", False) else logging.WARNING,
+            format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        )
+        return int(ns.handler(ns))
+    except BadInput as exc:
+        print(f"benchlab: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RunFailed as exc:
+        print(f"benchlab: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

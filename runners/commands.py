@@ -1,0 +1,118 @@
+"""Handlers of the smaller `benchlab` commands: runs, export, replay, target."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from metrics.collector import replay_spool
+from metrics.sample import COLUMNS
+from metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, StoreSettings
+from metrics.spool import Spool
+from metrics.store import BadStoreUrl, Store, StoreUnavailable, parse_url
+from runners.errors import EXIT_FAILED, EXIT_OK, BadInput, RunFailed
+from runners.settings import TargetSettings
+
+EXPORT_COLUMNS = ("run_id", *COLUMNS, "worker")
+
+
+def open_store(ns: argparse.Namespace, *, must_exist: bool = True) -> Store:
+    """The store named by --db / BENCHLAB_DB_URL; BadInput for a bad URL or a SQLite file that is not there."""
+    url = ns.db or DEFAULT_DB_URL
+    try:
+        parsed = parse_url(url)
+    except BadStoreUrl as exc:
+        raise BadInput(str(exc)) from None
+    if must_exist and parsed.get_backend_name() == "sqlite" and not Path(str(parsed.database)).exists():
+        raise BadInput(f"no metrics store at {url}: nothing has been run yet")
+    spool = Path(ns.spool_dir) if ns.spool_dir else DEFAULT_SPOOL_DIR
+    try:
+        return Store(settings=StoreSettings(url=url, spool_dir=spool)).open()
+    except StoreUnavailable as exc:
+        raise RunFailed(str(exc)) from None
+
+
+def cmd_runs(ns: argparse.Namespace) -> int:
+    """`benchlab runs`: most recent runs first."""
+    store = open_store(ns)
+    runs = store.list_runs(ns.limit)
+    store.close()
+    keys = ("id", "started_at", "status", "test_type", "scenario", "app_version", "environment", "users",
+            "total_requests", "stored_samples", "rps", "p95_ms", "error_rate", "suite_id")
+    rows = [{k: _plain(getattr(r, k)) for k in keys} for r in runs]
+    if ns.json:
+        print(json.dumps(rows))
+        return EXIT_OK
+    header = ("ID", "Started (UTC)", "Status", "Type", "Scenario", "Version", "Reqs", "RPS", "p95 ms")
+    lines = [header] + [
+        (str(r["id"]), str(r["started_at"])[:19], r["status"], r["test_type"], r["scenario"], r["app_version"],
+         str(r["total_requests"] or 0), f"{r['rps'] or 0:.1f}", f"{r['p95_ms'] or 0:.1f}")
+        for r in rows
+    ]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    for line in lines:
+        print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    return EXIT_OK
+
+
+def cmd_export(ns: argparse.Namespace) -> int:
+    """`benchlab export --run ID --csv FILE`: raw samples, written to a temp file and renamed when complete."""
+    store = open_store(ns)
+    if store.get_run(ns.run) is None:
+        store.close()
+        raise BadInput(f"run {ns.run} not found in {store.settings.url}")
+    target: Path = ns.csv
+    if not target.parent.is_dir():
+        raise BadInput(f"cannot write {target}: directory {target.parent} does not exist")
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    count = 0
+    try:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(EXPORT_COLUMNS)
+            for row in store.iter_samples(ns.run):
+                writer.writerow([_plain(row[c]) for c in EXPORT_COLUMNS])
+                count += 1
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+        store.close()
+    print(f"exported {count} samples of run {ns.run} to {target}")
+    return EXIT_OK
+
+
+def cmd_replay(ns: argparse.Namespace) -> int:
+    """`benchlab replay`: write spooled batches to the store; exit 1 while any remain."""
+    store = open_store(ns, must_exist=False)
+    spool = Spool(directory=store.settings.spool_dir)
+    done = replay_spool(store, spool, run_id=ns.run)
+    left = spool.pending(ns.run)
+    store.close()
+    print(f"replayed {done} samples; {len(left)} spooled files left in {spool.directory}")
+    return EXIT_FAILED if left else EXIT_OK
+
+
+def cmd_target(ns: argparse.Namespace) -> int:
+    """`benchlab target`: serve the demo target until SIGTERM/SIGINT."""
+    from runners.demo.profile import resolve_profile
+    from runners.demo.server import serve
+
+    settings = TargetSettings(
+        version=ns.version, profile=ns.profile, bind=ns.bind, port=ns.port, redis_url=ns.redis_url,
+        queue_prefix=ns.queue_prefix, slowdown=ns.slowdown, leak_kb=ns.leak_kb, token_ttl=ns.token_ttl,
+    )
+    try:
+        resolve_profile(settings)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    return serve(settings)
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value

@@ -1,0 +1,197 @@
+"""`benchlab run`: health check, one run (or a `complete` suite), exact summary, exit code."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import gevent
+from locust import User
+from locust.env import Environment
+
+from metrics.collector import RequestCollector, replay_spool
+from metrics.query import EndpointStats, endpoint_stats
+from metrics.spool import Spool
+from metrics.store import Store, StoreUnavailable, first_line
+from runners.errors import EXIT_FAILED, EXIT_OK, RunFailed
+from runners.health import check_target
+from runners.progress import watch
+from runners.settings import RunSpec
+from runners.shape import make_shape
+from runners.summary import Totals, as_json, run_columns, table
+from runners.swarm import Swarm, load_users, worker_command
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+SUITE_ORDER = ("baseline", "load", "stress", "spike", "soak")
+
+
+@dataclass
+class RunResult:
+    """One finished run: its totals, exact endpoint rows and exit code."""
+
+    totals: Totals
+    rows: list[EndpointStats]
+    exit_code: int
+
+
+def execute(spec: RunSpec) -> int:
+    """Validate, check the target, run, summarise; return the exit code. Raises BadInput before writing anything."""
+    users = load_users(spec.locustfile, spec.meta.user_classes)
+    if spec.health_check:
+        status = check_target(spec.meta.host, spec.health_path)
+        log.info("health check: %s", status)
+    try:
+        store = Store(settings=spec.store).open()
+    except StoreUnavailable as exc:
+        raise RunFailed(str(exc)) from None
+    try:
+        if spec.shape.test_type == "complete":
+            results = run_suite(spec, users, store)
+        else:
+            results = [run_once(spec, users, store)]
+    finally:
+        store.close()
+    _report(spec, results)
+    return next((r.exit_code for r in results if r.exit_code != EXIT_OK), EXIT_OK)
+
+
+def run_suite(spec: RunSpec, users: list[type[User]], store: Store) -> list[RunResult]:
+    """baseline, load, stress, spike and soak as separate runs sharing one suite id; stops at the first abort."""
+    suite_id = uuid.uuid4().hex[:12]
+    results = []
+    for test_type in SUITE_ORDER:
+        meta = replace(spec.meta, test_type=test_type, suite_id=suite_id)
+        one = replace(spec, meta=meta, shape=replace(spec.shape, test_type=test_type))
+        results.append(run_once(one, users, store))
+        if results[-1].totals.status == "aborted":
+            break
+    return results
+
+
+def run_once(spec: RunSpec, users: list[type[User]], store: Store) -> RunResult:
+    """One run: start it in the store, drive Locust, flush every sample, finish it with exact numbers."""
+    shape = make_shape(spec.shape)
+    meta = replace(spec.meta, planned_duration_s=shape.planned_duration())
+    run_id = store.start_run(meta)
+    spool = Spool(directory=spec.store.spool_dir)
+    collector = RequestCollector(store=store, spool=spool, run_id=run_id, settings=spec.collector).start()
+    shape.note = lambda kind, message, count: collector.note(kind, message, count)
+    env = Environment(user_classes=users, host=spec.meta.host)
+    if spec.meta.workers == 0:
+        env.events.request.add_listener(collector.on_request)
+    swarm = Swarm(env=env, shape=shape, deadline=shape.planned_duration() + 60)
+    collector.note("start", f"{spec.meta.test_type} run of {spec.meta.scenario}", 0, workers=spec.meta.workers)
+    started = time.monotonic()
+    with _signals(swarm.abort):
+        watcher = watch(env, collector, planned=shape.planned_duration(), quiet=spec.output.quiet)
+        try:
+            outcome = _drive(spec, swarm, run_id)
+        finally:
+            watcher.kill()
+    duration = time.monotonic() - started
+    status = "aborted" if outcome.signal else "failed" if outcome.error else "completed"
+    users_left = env.runner.user_count if env.runner else 0
+    collector.note("stop", status if not outcome.error else f"{status}: {outcome.error}", users_left)
+    stats = collector.stop()
+    spooled = stats.spooled + sum(int(w.get("spooled", 0)) for w in outcome.workers)
+    replayed = stats.replayed + sum(int(w.get("replayed", 0)) for w in outcome.workers)
+    replayed += _with_retry(lambda: replay_spool(store, spool, run_id), "replay spooled samples", default=0)
+    pending = sum(len(Spool.load(p).rows) for p in spool.pending(run_id))
+    stored = _with_retry(lambda: store.count_samples(run_id), "count stored samples", default=0)
+    no_rows: list[EndpointStats] = []
+    rows = _with_retry(lambda: endpoint_stats(store, run_id), "compute the summary", default=no_rows)
+    totals = Totals(run_id, status, duration, outcome.total_requests, outcome.failures, stored, spooled, replayed,
+                    pending)
+    _with_retry(lambda: store.finish_run(run_id, status=status, summary=run_columns(rows, totals)), "finish the run",
+                default=None)
+    if outcome.error:
+        print(f"benchlab: run {run_id} failed: {outcome.error}", file=sys.stderr)
+    code = 128 + outcome.signal if outcome.signal else EXIT_FAILED if outcome.error or pending else EXIT_OK
+    return RunResult(totals=totals, rows=rows, exit_code=code)
+
+
+def _drive(spec: RunSpec, swarm: Swarm, run_id: int) -> Any:
+    if spec.meta.workers == 0:
+        return swarm.run_local()
+    port = _free_port()
+    argv = [
+        worker_command({
+            "locustfile": str(spec.locustfile), "user_classes": list(spec.meta.user_classes),
+            "host": spec.meta.host, "run_id": run_id, "worker": f"w{i + 1}", "master_port": port,
+            "db_url": spec.store.url, "spool_dir": str(spec.store.spool_dir),
+        })
+        for i in range(spec.meta.workers)
+    ]
+    return swarm.run_master(argv, port)
+
+
+class _signals:
+    """Route SIGINT and SIGTERM to a handler inside the gevent loop for the duration of a run."""
+
+    def __init__(self, handler: Callable[[int], None]) -> None:
+        self._handler = handler
+        self._installed: list[Any] = []
+
+    def __enter__(self) -> None:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._installed.append(gevent.signal_handler(signum, self._handler, signum))
+
+    def __exit__(self, *_: object) -> None:
+        for handle in self._installed:
+            handle.cancel()
+        self._installed.clear()
+
+
+def _with_retry(fn: Callable[[], T], what: str, *, default: T, attempts: int = 15, delay: float = 2.0) -> T:
+    """End-of-run store work survives a short outage; a longer one is reported, never raised."""
+    for attempt in range(attempts):
+        try:
+            return fn()
+        except Exception as exc:
+            if attempt == attempts - 1:
+                print(f"benchlab: could not {what}: {first_line(exc)}", file=sys.stderr)
+                return default
+            log.warning("could not %s (attempt %d): %s", what, attempt + 1, first_line(exc))
+            gevent.sleep(delay)
+    return default
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _report(spec: RunSpec, results: list[RunResult]) -> None:
+    for result in results:
+        print(table(result.rows, result.totals))
+    if spec.output.json:
+        last = results[-1]
+        payload = as_json(last.rows, last.totals)
+        if len(results) > 1:
+            payload["suite_runs"] = [as_json(r.rows, r.totals) | {"test_type": t} for r, t in zip(
+                results, SUITE_ORDER, strict=False)]
+        print(json.dumps(payload))
+    sys.stdout.flush()
+
+
+def resolve_locustfile(name: str, search: tuple[Path, ...]) -> Path:
+    """A path as given, or a bare file name looked up in `load_tests/` folders."""
+    path = Path(name)
+    if path.exists() or path.parent != Path("."):
+        return path
+    for folder in search:
+        if (folder / name).exists():
+            return folder / name
+    return path
+

@@ -1,0 +1,161 @@
+"""Locust through its library API: load user classes, run one process or a master with local workers."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gevent
+import gevent.event
+from locust import User
+from locust.env import Environment
+from locust.runners import MasterRunner, Runner
+from locust.shape import LoadTestShape
+from locust.util.load_locustfile import load_locustfile
+
+from runners.errors import BadInput
+
+log = logging.getLogger(__name__)
+WORKER_CONNECT_TIMEOUT = 30.0
+
+
+def load_users(path: Path, names: tuple[str, ...]) -> list[type[User]]:
+    """Check and import a locustfile; return the chosen user classes (all of them when `names` is empty)."""
+    if not path.is_file():
+        raise BadInput(f"locustfile not found: {path}")
+    try:
+        compile(path.read_text(encoding="utf-8"), str(path), "exec")
+    except SyntaxError as exc:
+        raise BadInput(f"locustfile {path} has a syntax error at line {exc.lineno}: {exc.msg}") from None
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadInput(f"locustfile {path} cannot be read: {exc}") from None
+    try:
+        classes, _shapes = load_locustfile(str(path))
+    except Exception as exc:
+        raise BadInput(f"locustfile {path} failed to import: {type(exc).__name__}: {exc}") from None
+    if not classes:
+        raise BadInput(f"locustfile {path} defines no User classes")
+    unknown = [n for n in names if n not in classes]
+    if unknown:
+        raise BadInput(f"user class {unknown[0]!r} not in {path} (has: {', '.join(sorted(classes))})")
+    return [classes[n] for n in names] if names else [classes[n] for n in sorted(classes)]
+
+
+@dataclass
+class Outcome:
+    """How the load phase ended."""
+
+    total_requests: int = 0
+    """Locust's own request count (env.stats.total, or the sum over workers)."""
+    failures: int = 0
+    """Locust's own failure count."""
+    signal: int | None = None
+    """The signal that aborted the run, if any."""
+    error: str | None = None
+    """Why Locust could not run, if it could not."""
+    workers: list[dict[str, Any]] = field(default_factory=list)
+    """Each worker's final report (its counts and its collector's counts)."""
+
+
+class Swarm:
+    """Runs the load for one run; `wait()` returns when the shape ends, a signal arrives or Locust fails."""
+
+    def __init__(self, *, env: Environment, shape: LoadTestShape, deadline: float) -> None:
+        self.env = env
+        """Locust environment with our shape instance and listeners attached."""
+        self.shape = shape
+        """The load shape for the run's test type."""
+        self.deadline = deadline
+        """Seconds after which the run is stopped even if the shape has not ended."""
+        self.outcome = Outcome()
+        """Filled in as the run ends."""
+        self._done = gevent.event.Event()
+        env.events.test_stop.add_listener(lambda **_: self._done.set())
+
+    def abort(self, signum: int) -> None:
+        """Stop the load because of a signal (called from a gevent signal handler)."""
+        if self.outcome.signal is None:
+            log.warning("received %s, stopping the load", signal.Signals(signum).name)
+            self.outcome.signal = signum
+        self._done.set()
+
+    def run_local(self) -> Outcome:
+        """One in-process runner."""
+        runner = self.env.create_local_runner()
+        self._drive(runner)
+        self.outcome.total_requests = self.env.stats.total.num_requests
+        self.outcome.failures = self.env.stats.total.num_failures
+        return self.outcome
+
+    def run_master(self, worker_argv: list[list[str]], port: int) -> Outcome:
+        """Locust's master here plus one local worker process per argv; every sample lands under one run id."""
+        runner = self.env.create_master_runner("127.0.0.1", port)
+        procs = [subprocess.Popen(argv, stdout=subprocess.PIPE, start_new_session=True) for argv in worker_argv]
+        try:
+            if not self._await_workers(runner, len(procs), procs):
+                return self.outcome
+            self._drive(runner)
+        finally:
+            self.outcome.workers = _collect_workers(procs, runner)
+        self.outcome.total_requests = sum(int(w.get("total_requests", 0)) for w in self.outcome.workers)
+        self.outcome.failures = sum(int(w.get("failures", 0)) for w in self.outcome.workers)
+        return self.outcome
+
+    def _await_workers(self, runner: MasterRunner, count: int, procs: list[subprocess.Popen[bytes]]) -> bool:
+        waited = 0.0
+        while runner.worker_count < count:
+            dead = [p for p in procs if p.poll() is not None]
+            if dead or waited > WORKER_CONNECT_TIMEOUT or self._done.is_set():
+                if self.outcome.signal is None:
+                    self.outcome.error = f"only {runner.worker_count} of {count} workers connected"
+                return False
+            gevent.sleep(0.1)
+            waited += 0.1
+        return True
+
+    def _drive(self, runner: Runner) -> None:
+        self.shape.runner = runner
+        self.env.shape_class = self.shape
+        try:
+            runner.start_shape()
+            if not self._done.wait(timeout=self.deadline):
+                log.warning("run passed its deadline of %.0f s; stopping", self.deadline)
+        except Exception as exc:
+            log.exception("Locust failed")
+            self.outcome.error = f"Locust failed: {type(exc).__name__}: {exc}"
+        finally:
+            runner.quit()
+        for row in runner.exceptions.values():
+            log.warning("user code raised %d time(s): %s", row["count"], row["msg"])
+
+
+def _collect_workers(procs: list[subprocess.Popen[bytes]], runner: MasterRunner) -> list[dict[str, Any]]:
+    """Wait for every worker to flush and exit; read the JSON line each prints last."""
+    reports = []
+    for proc in procs:
+        try:
+            out, _ = proc.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGTERM)
+            out, _ = proc.communicate(timeout=60)
+        lines = [line for line in out.decode(errors="replace").splitlines() if line.startswith("{")]
+        if lines:
+            reports.append(json.loads(lines[-1]))
+        else:
+            log.error("worker pid %d exited with code %s and no report", proc.pid, proc.returncode)
+    master_count = runner.stats.total.num_requests
+    worker_count = sum(int(r.get("total_requests", 0)) for r in reports)
+    if master_count != worker_count:
+        log.info("master saw %d requests, workers counted %d (late final reports)", master_count, worker_count)
+    return reports
+
+
+def worker_command(payload: dict[str, Any]) -> list[str]:
+    """argv that starts one worker process for `runners.worker`."""
+    return [sys.executable, "-m", "runners.worker", json.dumps(payload)]

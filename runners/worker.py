@@ -1,0 +1,62 @@
+"""One Locust worker process of `benchlab run --workers N`: it writes its own samples under the master's run id."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust.env import Environment
+
+from metrics.collector import RequestCollector
+from metrics.settings import StoreSettings
+from metrics.spool import Spool
+from metrics.store import Store
+from runners.swarm import load_users
+
+
+def serve(payload: dict[str, Any]) -> dict[str, Any]:
+    """Connect to the master, run users until it says quit, flush every sample; return this worker's report."""
+    users = load_users(Path(payload["locustfile"]), tuple(payload["user_classes"]))
+    store = Store(settings=StoreSettings(url=payload["db_url"], spool_dir=Path(payload["spool_dir"])))
+    collector = RequestCollector(
+        store=store,
+        spool=Spool(directory=Path(payload["spool_dir"])),
+        run_id=int(payload["run_id"]),
+        worker=payload["worker"],
+    ).start()
+    env = Environment(user_classes=users, host=payload["host"])
+    env.events.request.add_listener(collector.on_request)
+    runner = env.create_worker_runner("127.0.0.1", int(payload["master_port"]))
+    # SIGINT goes to the whole process group on Ctrl-C: the master decides; SIGTERM stops this worker cleanly.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    gevent.signal_handler(signal.SIGTERM, runner.quit)
+    runner.greenlet.join()
+    stats = collector.stop()
+    store.close()
+    return {
+        "worker": payload["worker"],
+        "total_requests": env.stats.total.num_requests,
+        "failures": env.stats.total.num_failures,
+        "received": stats.received,
+        "stored": stats.stored,
+        "spooled": stats.spooled,
+        "replayed": stats.replayed,
+        "pending": stats.pending,
+    }
+
+
+def main() -> int:
+    """Entry point: `python -m runners.worker '<json payload>'`; the last stdout line is the JSON report."""
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(levelname)s %(name)s: %(message)s")
+    report = serve(json.loads(sys.argv[1]))
+    print(json.dumps(report), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
