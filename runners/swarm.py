@@ -52,7 +52,7 @@ class Outcome:
     """How the load phase ended."""
 
     total_requests: int = 0
-    """Locust's own request count (env.stats.total, or the sum over workers)."""
+    """Locust's own request count (env.stats.total; on a master, aggregated from the workers' reports)."""
     failures: int = 0
     """Locust's own failure count."""
     signal: int | None = None
@@ -103,8 +103,8 @@ class Swarm:
             self._drive(runner)
         finally:
             self.outcome.workers = _collect_workers(procs, runner)
-        self.outcome.total_requests = sum(int(w.get("total_requests", 0)) for w in self.outcome.workers)
-        self.outcome.failures = sum(int(w.get("failures", 0)) for w in self.outcome.workers)
+        self.outcome.total_requests = self.env.stats.total.num_requests
+        self.outcome.failures = self.env.stats.total.num_failures
         return self.outcome
 
     def _await_workers(self, runner: MasterRunner, count: int, procs: list[subprocess.Popen[bytes]]) -> bool:
@@ -150,9 +150,9 @@ def _collect_workers(procs: list[subprocess.Popen[bytes]], runner: MasterRunner)
         else:
             log.error("worker pid %d exited with code %s and no report", proc.pid, proc.returncode)
     master_count = runner.stats.total.num_requests
-    worker_count = sum(int(r.get("total_requests", 0)) for r in reports)
+    worker_count = sum(int(r.get("received", 0)) for r in reports)
     if master_count != worker_count:
-        log.info("master saw %d requests, workers counted %d (late final reports)", master_count, worker_count)
+        log.warning("locust master counted %d requests, worker collectors saw %d", master_count, worker_count)
     return reports
 
 

@@ -40,8 +40,6 @@ def serve(payload: dict[str, Any]) -> dict[str, Any]:
     store.close()
     return {
         "worker": payload["worker"],
-        "total_requests": env.stats.total.num_requests,
-        "failures": env.stats.total.num_failures,
         "received": stats.received,
         "stored": stats.stored,
         "spooled": stats.spooled,
