@@ -1,8 +1,8 @@
 """General API load test of the demo target: five user patterns, weighted like real traffic.
 
-- HealthCheckUser: monitoring endpoints (/health, /api/v1/status, /metrics).
+- HealthCheckUser: monitoring polls of /health, /api/v1/status and /metrics.
 - ContentGenerationUser: generates simple, medium and complex content and reads it back.
-- APIExplorationUser: templates, catalogue content by id, status, unknown ids.
+- APIExplorationUser: visits reading templates, catalogue items by id, an unknown id and status.
 - HeavyWorkloadUser: concurrent bursts of heavy generation and jobs, little think time.
 - MixedWorkloadUser: a logged-in user mixing everything, with think time.
 
@@ -38,21 +38,15 @@ def catalogue_size(client: object) -> int:
 
 
 class HealthCheckUser(FastHttpUser):
-    """A monitoring system polling health, status and metrics."""
+    """A monitoring system: each poll checks health, status and scrapes the metrics."""
 
     weight = 1
     wait_time = between(0.5, 1.5)
 
-    @task(5)
-    def health(self) -> None:
+    @task
+    def poll(self) -> None:
         get_json(self.client, "/health", keys=STATUS_KEYS)
-
-    @task(2)
-    def status(self) -> None:
         get_json(self.client, "/api/v1/status", keys=STATUS_KEYS)
-
-    @task(1)
-    def metrics(self) -> None:
         with self.client.get("/metrics", catch_response=True) as response:
             expect_text(response, contains="http_requests_total")
 
@@ -83,7 +77,7 @@ class ContentGenerationUser(FastHttpUser):
 
 
 class APIExplorationUser(FastHttpUser):
-    """Browses the read endpoints, including ids that do not exist."""
+    """Browses the read endpoints: each visit reads templates, a few items, a stale link and status."""
 
     weight = 3
     wait_time = between(0.5, 2)
@@ -92,24 +86,16 @@ class APIExplorationUser(FastHttpUser):
     def on_start(self) -> None:
         self.catalogue = catalogue_size(self.client)
 
-    @task(3)
-    def templates(self) -> None:
+    @task
+    def visit(self) -> None:
         get_json(self.client, "/api/v1/templates", keys=("templates",))
-
-    @task(5)
-    def content(self) -> None:
-        read_content(self.client, random.randint(1, self.catalogue))
-
-    @task(2)
-    def status(self) -> None:
-        get_json(self.client, "/api/v1/status", keys=STATUS_KEYS)
-
-    @task(1)
-    def unknown_content(self) -> None:
+        for content_id in random.sample(range(1, self.catalogue + 1), k=min(self.catalogue, random.randint(1, 3))):
+            read_content(self.client, content_id)
         missing = 10_000_000 + random.randint(0, 1_000_000)
         get_json(
             self.client, f"/api/v1/content/{missing}", name="/api/v1/content/[unknown]", status=404, keys=("error",)
         )
+        get_json(self.client, "/api/v1/status", keys=STATUS_KEYS)
 
 
 class HeavyWorkloadUser(FastHttpUser):
@@ -152,7 +138,8 @@ class MixedWorkloadUser(FastHttpUser):
 
     def on_start(self) -> None:
         self.session = TokenSession(self.client)
-        self.session.login()
+        if self.session.login():
+            self.session.verify()
         self.catalogue = catalogue_size(self.client)
 
     @task(1)
