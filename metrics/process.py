@@ -380,9 +380,9 @@ class ProcessSampler:
             log.warning("service %s restarted: pid %s -> %s", name, _pids(gone) or "gone", _pids(new))
         present = bool(roots)
         if present != svc.present:
-            if present:
+            if present and not replaced:
                 log.info("service %s: watching pid %s", name, _pids(roots))
-            else:
+            elif not present:
                 targets = ", ".join(t.describe() for t in self._by_service[name])
                 log.warning("service %s: no process matches %s", name, targets)
             svc.present = present

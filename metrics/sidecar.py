@@ -65,6 +65,9 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 _LABELLED = re.compile(r"([A-Za-z_][\w.-]*)=(.+)", re.DOTALL)
 _KINDS = ("pid", "process", "port", "cgroup")
+_SECTIONS: dict[str, Any] = dict(target=Target, redis=RedisListSpec, rabbitmq=RabbitQueueSpec, scrape=ScrapeSpec)
+_RENAMED = {"target": ("process", "pattern"), "rabbitmq": ("queue", "name")}
+"""Config keys that differ from the field names."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -109,16 +112,19 @@ def _split_label(value: str) -> tuple[str | None, str]:
 def target_from_flag(kind: str, value: str, *, service: str | None = None) -> Target:
     """A target from `--pid/--process/--port/--cgroup [SERVICE=]VALUE`; ValueError on a bad value."""
     named, raw = _split_label(value.strip())
-    if kind not in _KINDS or not raw:
-        raise ValueError(f"bad target {kind}:{value!r}: expected pid|process|port|cgroup and [SERVICE=]VALUE")
-    if kind in ("pid", "port"):
-        if not raw.isdigit():
-            raise ValueError(f"bad --{kind} {value!r}: expected [SERVICE=]NUMBER")
-        name = named or service or f"{kind}-{int(raw)}"
-        return Target(service=name, pid=int(raw)) if kind == "pid" else Target(service=name, port=int(raw))
+    return _target(kind, raw, named or service, value)
+
+
+def _target(kind: str, raw: str, service: str | None, value: str) -> Target:
+    if kind not in _KINDS or not raw or (kind in ("pid", "port") and not raw.isdigit()):
+        raise ValueError(f"bad target {kind} {value!r}: expected [SERVICE=]VALUE, a number for pid and port")
+    if kind == "pid":
+        return Target(service=service or f"pid-{int(raw)}", pid=int(raw))
+    if kind == "port":
+        return Target(service=service or f"port-{int(raw)}", port=int(raw))
     if kind == "process":
-        return Target(service=named or service or raw, pattern=raw)
-    return Target(service=named or service or raw.rstrip("/").rsplit("/", 1)[-1] or raw, cgroup=raw)
+        return Target(service=service or raw, pattern=raw)
+    return Target(service=service or raw.rstrip("/").rsplit("/", 1)[-1] or raw, cgroup=raw)
 
 
 def parse_target(spec: str, *, service: str | None = None) -> Target:
@@ -127,7 +133,7 @@ def parse_target(spec: str, *, service: str | None = None) -> Target:
     if not match:
         raise ValueError(f"bad target {spec!r}: expected [SERVICE=]pid|process|port|cgroup:VALUE")
     named, kind, value = match.groups()
-    return target_from_flag(kind, value, service=named or service)
+    return _target(kind, value.strip(), named or service, spec)
 
 
 def probe_from_flag(kind: str, value: str, *, url: str | None = None) -> ProbeSpec:
@@ -163,28 +169,22 @@ def load_config(path: Path) -> tuple[tuple[Target, ...], tuple[ProbeSpec, ...]]:
         data: dict[str, Any] = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
     except (OSError, ValueError) as exc:
         raise ValueError(f"bad sidecar config {path}: {str(exc).splitlines()[0]}") from None
-    unknown = set(data) - {"target", "redis", "rabbitmq", "scrape"}
+    unknown = set(data) - set(_SECTIONS)
     if unknown:
         raise ValueError(f"bad sidecar config {path}: unknown sections {sorted(unknown)}")
     targets: list[Target] = []
     probes: list[ProbeSpec] = []
     for section, items in data.items():
         for i, item in enumerate(items if isinstance(items, list) else [items], 1):
-            where = f"{path}: [[{section}]] #{i}"
             try:
-                if section == "target":
-                    fields = dict(item)
-                    if "process" in fields:
-                        fields["pattern"] = fields.pop("process")
-                    targets.append(Target(**fields))
-                elif section == "rabbitmq":
-                    fields = dict(item)
-                    fields["name"] = fields.pop("queue", None)
-                    probes.append(RabbitQueueSpec(**fields))
-                else:
-                    probes.append((RedisListSpec if section == "redis" else ScrapeSpec)(**item))
+                fields = dict(item)
+                old, new = _RENAMED.get(section, ("", ""))
+                if old in fields:
+                    fields[new] = fields.pop(old)
+                made = _SECTIONS[section](**fields)
             except (TypeError, ValueError) as exc:
-                raise ValueError(f"bad sidecar config {where}: {exc}") from None
+                raise ValueError(f"bad sidecar config {path}: [[{section}]] #{i}: {exc}") from None
+            (targets if isinstance(made, Target) else probes).append(made)
     return tuple(targets), tuple(probes)
 
 
