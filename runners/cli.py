@@ -43,6 +43,8 @@ def _positive(kind: Callable[[str], Any], what: str, zero_ok: bool = False) -> C
 
 
 def _host(text: str) -> str:
+    if not text:
+        return ""
     parts = urlsplit(text)
     try:
         parts.port  # noqa: B018 - raises ValueError for a bad port

@@ -1,0 +1,108 @@
+"""Shared fixtures of the integration tests: temporary Postgres databases, the demo target, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg2
+import pytest
+from target_fixture import Target, running_target
+
+PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def pg_admin(sql: str) -> None:
+    """Run one statement as the Postgres superuser, outside a transaction."""
+    conn = psycopg2.connect(PG_ADMIN)
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(sql)
+    conn.close()
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a fresh, empty Postgres database, dropped afterwards."""
+    name = f"benchlab_test_{uuid.uuid4().hex[:10]}"
+    pg_admin(f"CREATE DATABASE {name}")
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """URL of a SQLite file that does not exist yet."""
+    return f"sqlite:///{tmp_path / 'store' / 'bench.db'}"
+
+
+@pytest.fixture(scope="session")
+def demo_target() -> Iterator[Target]:
+    """One demo target (version 1.0, in-process queue) shared by the session."""
+    with running_target(version="1.0") as target:
+        yield target
+
+
+@dataclass
+class CliResult:
+    """A finished `benchlab` invocation."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def summary(self) -> dict[str, Any]:
+        """The JSON object on the last stdout line."""
+        return dict(json.loads(self.stdout.strip().splitlines()[-1]))
+
+
+def benchlab(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 240) -> CliResult:
+    """Run the real console entry point in a subprocess."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run(
+        [sys.executable, "-m", "runners.cli", *args],
+        cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False,
+    )
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+@pytest.fixture
+def cli() -> Callable[..., CliResult]:
+    """The `benchlab` helper as a fixture."""
+    return benchlab
+
+
+SIMPLE_LOCUSTFILE = '''
+from locust import FastHttpUser, constant, task
+
+
+class Web(FastHttpUser):
+    wait_time = constant(0.01)
+
+    @task(3)
+    def health(self):
+        self.client.get("/health")
+
+    @task
+    def generate(self):
+        self.client.post("/api/v1/content/generate", json={"type": "simple", "topic": "bench"})
+'''
+
+
+@pytest.fixture
+def locustfile(tmp_path: Path) -> Path:
+    """A small Locust file against the demo target."""
+    path = tmp_path / "simple_test.py"
+    path.write_text(SIMPLE_LOCUSTFILE)
+    return path
