@@ -104,7 +104,6 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
     from locust.util.timespan import parse_timespan
 
     from metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, RunMeta, StoreSettings
-    from metrics.store import BadStoreUrl, parse_url
     from runners.run import resolve_locustfile
     from runners.settings import OutputSettings, RunSpec, ShapeSettings
 
@@ -118,11 +117,7 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
         raise BadInput(f"bad run time {ns.run_time!r}: use Locust syntax such as 30s, 5m, 1h30m") from None
     if run_time <= 0:
         raise BadInput(f"bad run time {ns.run_time!r}: must be > 0")
-    url = ns.db or DEFAULT_DB_URL
-    try:
-        parse_url(url)
-    except BadStoreUrl as exc:
-        raise BadInput(str(exc)) from None
+    url = _checked_url(ns.db or DEFAULT_DB_URL)
     locustfile = resolve_locustfile(ns.locustfile, LOAD_TESTS)
     classes = tuple(ns.user_class)
     scenario = ns.scenario or (locustfile.stem + (":" + "+".join(classes) if classes else ""))
@@ -171,6 +166,35 @@ def cmd_run(ns: argparse.Namespace) -> int:
     return execute(spec)
 
 
+def cmd_demo(ns: argparse.Namespace) -> int:
+    """`benchlab demo`."""
+    import locust  # noqa: F401  - gevent monkey-patching first
+    from locust.util.timespan import parse_timespan
+
+    from metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, StoreSettings
+    from runners.demo.tour import run_demo
+    from runners.settings import DemoSettings
+
+    try:
+        run_time = float(parse_timespan(ns.run_time))
+    except (ValueError, TypeError):
+        raise BadInput(f"bad run time {ns.run_time!r}: use Locust syntax such as 30s, 5m") from None
+    store = StoreSettings(url=_checked_url(ns.db or DEFAULT_DB_URL),
+                          spool_dir=Path(ns.spool_dir) if ns.spool_dir else DEFAULT_SPOOL_DIR)
+    return run_demo(DemoSettings(store=store, locustfile=Path(ns.locustfile), users=ns.users, run_time=run_time,
+                                 quiet=ns.quiet))
+
+
+def _checked_url(url: str) -> str:
+    from metrics.store import BadStoreUrl, parse_url
+
+    try:
+        parse_url(url)
+    except BadStoreUrl as exc:
+        raise BadInput(str(exc)) from None
+    return url
+
+
 def _add_other(sub: Any) -> None:
     from runners import commands
 
@@ -199,6 +223,13 @@ def _add_other(sub: Any) -> None:
     p.add_argument("--leak-kb", type=_positive(float, "leak", zero_ok=True), default=None)
     p.add_argument("--token-ttl", type=_positive(float, "token TTL"), default="30")
     p.set_defaults(handler=commands.cmd_target)
+    p = sub.add_parser("demo", help="demo target 1.0 vs 1.1: two short runs and the change (SQLite)")
+    p.add_argument("--users", type=_positive(int, "users"), default="10")
+    p.add_argument("--run-time", default="20s", help="length of each run (Locust syntax)")
+    p.add_argument("-f", "--locustfile", default="content_generation_test.py")
+    p.add_argument("-q", "--quiet", action="store_true")
+    _db(p)
+    p.set_defaults(handler=cmd_demo)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

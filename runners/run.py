@@ -123,7 +123,7 @@ def run_once(spec: RunSpec, users: list[type[User]], store: Store) -> RunResult:
 def _drive(spec: RunSpec, swarm: Swarm, run_id: int) -> Any:
     if spec.meta.workers == 0:
         return swarm.run_local()
-    port = _free_port()
+    port = free_port()
     argv = [
         worker_command({
             "locustfile": str(spec.locustfile), "user_classes": list(spec.meta.user_classes),
@@ -166,7 +166,8 @@ def _with_retry(fn: Callable[[], T], what: str, *, default: T, attempts: int = 1
     return default
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

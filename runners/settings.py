@@ -92,3 +92,21 @@ class RunSpec:
     """Address the runner's /metrics listens on."""
     monitor: tuple[str, ...] = ()
     """Sidecar target specs the runner samples itself (--monitor-pid / --monitor-process)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class DemoSettings:
+    """`benchlab demo`: the demo target at two versions, a short baseline run against each, and the change."""
+
+    store: StoreSettings = field(default_factory=StoreSettings)
+    """Where the two runs are stored (the embedded SQLite default unless told otherwise)."""
+    locustfile: Path = Path("content_generation_test.py")
+    """Load test to drive; a bare name is looked up in load_tests/."""
+    versions: tuple[str, str] = ("1.0", "1.1")
+    """Baseline version, then the candidate."""
+    users: int = 10
+    """Concurrent users of each run."""
+    run_time: float = 20.0
+    """Seconds of each run."""
+    quiet: bool = False
+    """No live progress line."""
