@@ -247,7 +247,7 @@ class Sidecar:
                 log.error("store rejected %d %s rows, dropped: %s", len(batch), table, _first_line(exc))
             except Exception as exc:
                 self._counts["store_errors"] += 1
-                self._problem("store", f"store write failed, keeping {len(rows)} rows: {_first_line(exc)}")
+                self._problem("store", f"store write failed, keeping rows for later: {_first_line(exc)}")
                 return
             else:
                 rows.clear()
@@ -288,11 +288,12 @@ class Sidecar:
         try:
             current = self.store.running_run_id()
         except Exception as exc:  # keep the last known run while the DB is away
-            self._problem("store", f"cannot read the running run: {_first_line(exc)}")
+            self._problem("run", f"cannot read the running run: {_first_line(exc)}")
             return self._run
+        self._problem("run", None)
         if current != self._run:
             log.info("sidecar rows now belong to %s", f"run {current}" if current else "no run")
-            self._run = current
+        self._run = current
         return current
 
     def _queue_rows(self, table: str, rows: list[dict[str, Any]]) -> None:
@@ -304,13 +305,10 @@ class Sidecar:
 
     def _problem(self, source: str, message: str | None) -> None:
         """Log a problem once per change, and its end."""
-        previous = self._problems.get(source)
-        if message == previous:
-            return
-        self._problems[source] = message
-        if message is not None:
+        previous, self._problems[source] = self._problems.get(source), message
+        if message is not None and message != previous:
             log.warning("%s", message)
-        elif previous is not None:
+        elif message is None and previous is not None:
             log.info("%s: recovered", source)
 
 
