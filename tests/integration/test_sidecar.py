@@ -270,3 +270,37 @@ def test_a_database_outage_keeps_rows_until_it_ends(pg_url: str, caplog: pytest.
 def test_the_cpu_benchmark_measures_the_sampling_loop() -> None:
     fraction = sidecar_cpu_benchmark(processes=10, seconds=2.0)
     assert 0.0 < fraction < 0.25
+
+
+SIDECAR_PROCESS = r"""
+import logging, os, sys
+from metrics.process import Target
+from metrics.settings import StoreSettings
+from metrics.sidecar import SidecarSettings, run_sidecar
+from metrics.store import Store
+logging.basicConfig(level=logging.INFO)
+store = Store(settings=StoreSettings(url=sys.argv[1])).open()
+settings = SidecarSettings(targets=(Target(service="self", pid=os.getpid()),), interval=0.2)
+code = run_sidecar(settings, store)
+store.close()
+print(f"exit {code}", flush=True)
+sys.exit(code)
+"""
+
+
+def test_sigterm_stops_the_sidecar_after_a_last_flush(sqlite_url: str) -> None:
+    store = Store(settings=StoreSettings(url=sqlite_url)).open()
+
+    def stored() -> int:
+        with store.engine.connect() as conn:
+            return int(conn.execute(text("SELECT count(*) FROM resource_samples")).scalar_one())
+
+    with spawned(sys.executable, "-c", SIDECAR_PROCESS, sqlite_url, stdout=subprocess.PIPE,
+                 stderr=subprocess.PIPE) as proc:
+        wait_for(lambda: stored() >= 3, 20, "rows from the sidecar process")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0, err
+    assert out.strip() == "exit 0"
+    assert stored() >= 3 and "sidecar watching 1 targets" in err
+    store.close()
