@@ -19,6 +19,8 @@ from locust import User
 from locust.env import Environment
 
 from metrics.collector import RequestCollector, replay_spool
+from metrics.exporter import REPORT_KEY, RunLabels, RunnerCollector, Tally
+from metrics.exporter import serve as serve_metrics
 from metrics.query import EndpointStats, endpoint_stats
 from metrics.spool import Spool
 from metrics.store import Store, StoreUnavailable, first_line
@@ -84,7 +86,9 @@ def run_once(spec: RunSpec, users: list[type[User]], store: Store) -> RunResult:
     meta = replace(spec.meta, planned_duration_s=shape.planned_duration())
     run_id = store.start_run(meta)
     spool = Spool(directory=spec.store.spool_dir)
-    collector = RequestCollector(store=store, spool=spool, run_id=run_id, settings=spec.collector).start()
+    tally = Tally()
+    collector = RequestCollector(store=store, spool=spool, run_id=run_id, settings=spec.collector,
+                                 observers=[tally.observe]).start()
     shape.note = lambda kind, message, count: collector.note(kind, message, count)
     env = Environment(user_classes=users, host=spec.meta.host)
     if spec.meta.workers == 0:
@@ -92,12 +96,14 @@ def run_once(spec: RunSpec, users: list[type[User]], store: Store) -> RunResult:
     swarm = Swarm(env=env, shape=shape, deadline=shape.planned_duration() + 60)
     collector.note("start", f"{spec.meta.test_type} run of {spec.meta.scenario}", 0, workers=spec.meta.workers)
     started = time.monotonic()
+    stop_exporter = _exporter(spec, env, run_id, tally)
     with _signals(swarm.abort):
         watcher = watch(env, collector, planned=shape.planned_duration(), quiet=spec.output.quiet)
         try:
             outcome = _drive(spec, swarm, run_id)
         finally:
             watcher.kill()
+            stop_exporter()
     duration = time.monotonic() - started
     status = "aborted" if outcome.signal else "failed" if outcome.error else "completed"
     users_left = env.runner.user_count if env.runner else 0
@@ -118,6 +124,29 @@ def run_once(spec: RunSpec, users: list[type[User]], store: Store) -> RunResult:
         print(f"benchlab: run {run_id} failed: {outcome.error}", file=sys.stderr)
     code = 128 + outcome.signal if outcome.signal else EXIT_FAILED if outcome.error or pending else EXIT_OK
     return RunResult(totals=totals, rows=rows, exit_code=code)
+
+
+def _exporter(spec: RunSpec, env: Environment, run_id: int, tally: Tally) -> Callable[[], None]:
+    """Serve the runner's /metrics when asked; on a master, sum the tallies the workers report."""
+    if spec.metrics_port is None:
+        return lambda: None
+    reported: dict[str, Tally] = {}
+    if spec.meta.workers:
+        def on_report(client_id: str, data: dict[str, Any]) -> None:
+            if REPORT_KEY in data:
+                reported[client_id] = Tally.from_snapshot(data[REPORT_KEY])
+
+        env.events.worker_report.add_listener(on_report)
+    labels = RunLabels(run_id, spec.meta.app_version, spec.meta.scenario, spec.meta.test_type)
+    collector = RunnerCollector(
+        tally=lambda: Tally.merged([tally, *reported.values()]),
+        users=lambda: env.runner.user_count if env.runner else 0,
+        labels=lambda: labels,
+    )
+    try:
+        return serve_metrics(collector, spec.metrics_port, spec.metrics_bind)
+    except OSError as exc:
+        raise RunFailed(f"cannot serve /metrics on {spec.metrics_bind}:{spec.metrics_port}: {exc}") from None
 
 
 def _drive(spec: RunSpec, swarm: Swarm, run_id: int) -> Any:
