@@ -92,6 +92,10 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--metrics-port", type=_positive(int, "metrics port"), default=_env("BENCHLAB_METRICS_PORT"),
                    help="serve the runner's Prometheus /metrics on this port during the run")
     p.add_argument("--metrics-bind", default="127.0.0.1", help="address of the runner's /metrics")
+    p.add_argument("--monitor-pid", type=_positive(int, "pid"), action="append", default=[],
+                   help="sample this process with the sidecar during the run (repeatable)")
+    p.add_argument("--monitor-process", action="append", default=[], metavar="REGEX",
+                   help="sample processes matching REGEX (name or cmdline) during the run (repeatable)")
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
     p.add_argument("-q", "--quiet", action="store_true", help="no live progress line")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -144,6 +148,7 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
         output=OutputSettings(json=ns.json, quiet=ns.quiet, verbose=ns.verbose),
         health_check=not ns.no_health_check, health_path=ns.health_path, metrics_port=ns.metrics_port,
         metrics_bind=ns.metrics_bind,
+        monitor=tuple(f"pid:{pid}" for pid in ns.monitor_pid) + tuple(f"process:{rx}" for rx in ns.monitor_process),
     )
 
 
@@ -223,6 +228,26 @@ def _add_other(sub: Any) -> None:
     p.add_argument("--leak-kb", type=_positive(float, "leak", zero_ok=True), default=None)
     p.add_argument("--token-ttl", type=_positive(float, "token TTL"), default="30")
     p.set_defaults(handler=commands.cmd_target)
+    p = sub.add_parser("sidecar", help="sample the target's processes and queues into the store and /metrics")
+    for kind in ("pid", "process", "port", "cgroup"):
+        p.add_argument(f"--{kind}", action="append", default=[], metavar="[SERVICE=]VALUE",
+                       help=f"watch processes by {kind} (repeatable)")
+    p.add_argument("--service", default=None, help="service label of the targets named without one")
+    p.add_argument("--config", type=Path, default=None, help="TOML/JSON file of targets and probes")
+    p.add_argument("--redis-url", default=_env("REDIS_URL"), help="Redis of the --redis-list probes")
+    p.add_argument("--redis-list", action="append", default=[], metavar="[LABEL=]KEY")
+    p.add_argument("--rabbitmq-url", default=_env("RABBITMQ_URL"), help="AMQP URL of the --rabbitmq-queue probes")
+    p.add_argument("--rabbitmq-queue", action="append", default=[], metavar="[LABEL=]QUEUE")
+    p.add_argument("--scrape", action="append", default=[], metavar="[LABEL=]URL",
+                   help="a target's Prometheus /metrics: processing time, errors, consume rate")
+    p.add_argument("--interval", type=_positive(float, "interval"), default=_env("BENCHLAB_SIDECAR_INTERVAL", "1"))
+    p.add_argument("--metrics-port", type=_positive(int, "metrics port"), default=None)
+    p.add_argument("--metrics-addr", default="127.0.0.1")
+    p.add_argument("--run-id", default="auto", help="auto (the run in progress), none, or a run id")
+    p.add_argument("--no-store", action="store_true", help="serve /metrics only, store nothing")
+    p.add_argument("-v", "--verbose", action="store_true")
+    _db(p)
+    p.set_defaults(handler=commands.cmd_sidecar)
     p = sub.add_parser("demo", help="demo target 1.0 vs 1.1: two short runs and the change (SQLite)")
     p.add_argument("--users", type=_positive(int, "users"), default="10")
     p.add_argument("--run-time", default="20s", help="length of each run (Locust syntax)")

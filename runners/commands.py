@@ -112,6 +112,28 @@ def cmd_target(ns: argparse.Namespace) -> int:
     return serve(settings)
 
 
+def cmd_sidecar(ns: argparse.Namespace) -> int:
+    """`benchlab sidecar`: runs until SIGTERM/SIGINT."""
+    from metrics.sidecar import SidecarSettings, parse_run_id, probe_from_flag, run_sidecar, target_from_flag
+
+    try:
+        targets = tuple(
+            target_from_flag(kind, value, service=ns.service)
+            for kind in ("pid", "process", "port", "cgroup") for value in getattr(ns, kind)
+        )
+        probes = (
+            tuple(probe_from_flag("redis", v, url=ns.redis_url) for v in ns.redis_list)
+            + tuple(probe_from_flag("rabbitmq", v, url=ns.rabbitmq_url) for v in ns.rabbitmq_queue)
+            + tuple(probe_from_flag("scrape", v) for v in ns.scrape)
+        )
+        settings = SidecarSettings(targets=targets, probes=probes, interval=ns.interval, metrics_port=ns.metrics_port,
+                                   metrics_addr=ns.metrics_addr, run_id=parse_run_id(ns.run_id), config=ns.config)
+        store = None if ns.no_store else open_store(ns, must_exist=False)
+        return run_sidecar(settings, store)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+
+
 def _plain(value: Any) -> Any:
     if hasattr(value, "isoformat"):
         return value.isoformat()

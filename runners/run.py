@@ -26,6 +26,7 @@ from metrics.spool import Spool
 from metrics.store import Store, StoreUnavailable, first_line
 from runners.errors import EXIT_FAILED, EXIT_OK, RunFailed
 from runners.health import check_target
+from runners.monitor import start_monitor
 from runners.progress import watch
 from runners.settings import RunSpec
 from runners.shape import make_shape
@@ -97,6 +98,7 @@ def run_once(spec: RunSpec, users: list[type[User]], store: Store) -> RunResult:
     collector.note("start", f"{spec.meta.test_type} run of {spec.meta.scenario}", 0, workers=spec.meta.workers)
     started = time.monotonic()
     stop_exporter = _exporter(spec, env, run_id, tally)
+    stop_monitor = start_monitor(spec, run_id)
     with _signals(swarm.abort):
         watcher = watch(env, collector, planned=shape.planned_duration(), quiet=spec.output.quiet)
         try:
@@ -104,6 +106,7 @@ def run_once(spec: RunSpec, users: list[type[User]], store: Store) -> RunResult:
         finally:
             watcher.kill()
             stop_exporter()
+            stop_monitor()
     duration = time.monotonic() - started
     status = "aborted" if outcome.signal else "failed" if outcome.error else "completed"
     users_left = env.runner.user_count if env.runner else 0
