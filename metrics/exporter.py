@@ -114,8 +114,11 @@ class RunnerCollector(Collector):
         """Metric families in base units."""
         t = self.tally()
         info = self.labels()
-        run = GaugeMetricFamily("benchlab_run_info", "The run in progress (value 1).",
-                                labels=["run_id", "app_version", "scenario", "test_type"])
+        run = GaugeMetricFamily(
+            "benchlab_run_info",
+            "The run in progress (value 1).",
+            labels=["run_id", "app_version", "scenario", "test_type"],
+        )
         run.add_metric([str(info.run_id), info.app_version, info.scenario, info.test_type], 1)
         yield run
         yield GaugeMetricFamily("benchlab_users", "Users currently running.", value=self.users())

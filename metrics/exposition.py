@@ -69,8 +69,20 @@ class ServiceReading:
     net_tx_bytes: float = 0.0
     """Namespace bytes sent since the sampler started."""
 
-    COLUMNS = ("service", "process_count", "restarts", "cpu_percent", "cpu_percent_total", "rss_bytes",
-               "threads", "open_fds", "disk_read_bps", "disk_write_bps", "net_rx_bps", "net_tx_bps")
+    COLUMNS = (
+        "service",
+        "process_count",
+        "restarts",
+        "cpu_percent",
+        "cpu_percent_total",
+        "rss_bytes",
+        "threads",
+        "open_fds",
+        "disk_read_bps",
+        "disk_write_bps",
+        "net_rx_bps",
+        "net_tx_bps",
+    )
     """Fields that are `resource_samples` columns."""
 
     def columns(self) -> dict[str, object]:
@@ -105,8 +117,17 @@ class QueueReading:
     consumed: float | None = None
     """Items consumed since the probe started."""
 
-    COLUMNS = ("queue", "backend", "length", "consumers", "publish_rate", "consume_rate", "processing_seconds",
-               "error_rate", "backlog_age_seconds")
+    COLUMNS = (
+        "queue",
+        "backend",
+        "length",
+        "consumers",
+        "publish_rate",
+        "consume_rate",
+        "processing_seconds",
+        "error_rate",
+        "backlog_age_seconds",
+    )
     """Fields that are `queue_samples` columns."""
 
     def columns(self) -> dict[str, object]:
@@ -134,8 +155,12 @@ class Snapshot:
 
 _SERVICE_GAUGES = (
     ("benchlab_process_cpu_ratio", "CPU used over the last tick, as a fraction of one core.", "cpu_percent", 0.01),
-    ("benchlab_process_cpu_all_cores_ratio", "CPU used over the last tick, as a fraction of all cores.",
-     "cpu_percent_total", 0.01),
+    (
+        "benchlab_process_cpu_all_cores_ratio",
+        "CPU used over the last tick, as a fraction of all cores.",
+        "cpu_percent_total",
+        0.01,
+    ),
     ("benchlab_process_resident_memory_bytes", "Resident memory of the service's processes.", "rss_bytes", 1.0),
     ("benchlab_process_threads", "Threads of the service's processes.", "threads", 1.0),
     ("benchlab_process_open_fds", "Open file descriptors of the service's processes.", "open_fds", 1.0),
@@ -145,8 +170,7 @@ _SERVICE_COUNTERS = (
     ("benchlab_process_cpu_seconds", "CPU seconds used since the sidecar started.", "cpu_seconds"),
     ("benchlab_process_disk_read_bytes", "Storage bytes read since the sidecar started.", "disk_read_bytes"),
     ("benchlab_process_disk_written_bytes", "Storage bytes written since the sidecar started.", "disk_write_bytes"),
-    ("benchlab_process_network_receive_bytes", "Bytes received by the service's network namespace.",
-     "net_rx_bytes"),
+    ("benchlab_process_network_receive_bytes", "Bytes received by the service's network namespace.", "net_rx_bytes"),
     ("benchlab_process_network_transmit_bytes", "Bytes sent by the service's network namespace.", "net_tx_bytes"),
     ("benchlab_process_restarts", "Top processes of the service replaced by new ones.", "restarts"),
 )
@@ -207,5 +231,8 @@ def _families(snap: Snapshot) -> Iterator[Metric]:
     yield CounterMetricFamily("benchlab_sidecar_ticks", "Sampling ticks done.", value=snap.ticks)
     yield GaugeMetricFamily("benchlab_sidecar_pending_rows", "Rows waiting for the store.", value=snap.pending_rows)
     yield CounterMetricFamily("benchlab_sidecar_store_errors", "Failed store writes.", value=snap.store_errors)
-    yield CounterMetricFamily("benchlab_sidecar_dropped_rows", "Rows dropped: over the pending bound, or rejected "
-                              "by the database.", value=snap.dropped_rows)
+    yield CounterMetricFamily(
+        "benchlab_sidecar_dropped_rows",
+        "Rows dropped: over the pending bound, or rejected by the database.",
+        value=snap.dropped_rows,
+    )

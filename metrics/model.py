@@ -37,9 +37,7 @@ class Run(Base):
 
     __tablename__ = "runs"
     __table_args__ = (
-        CheckConstraint(
-            "status IN ('running', 'completed', 'aborted', 'failed')", name="runs_status_check"
-        ),
+        CheckConstraint("status IN ('running', 'completed', 'aborted', 'failed')", name="runs_status_check"),
         Index("ix_runs_version_started", "app_version", "started_at"),
         Index("ix_runs_scenario_started", "scenario", "started_at"),
         Index("ix_runs_suite", "suite_id"),

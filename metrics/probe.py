@@ -43,8 +43,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.exposition import QueueReading
 
-__all__ = ["Probe", "ProbeSpec", "RabbitQueueSpec", "RedisListSpec", "ScrapeSpec", "ScrapeTotals", "open_probe",
-           "scrape_totals"]
+__all__ = [
+    "Probe",
+    "ProbeSpec",
+    "RabbitQueueSpec",
+    "RedisListSpec",
+    "ScrapeSpec",
+    "ScrapeTotals",
+    "open_probe",
+    "scrape_totals",
+]
 
 _ARRIVALS_LUA = """
 local key, mark, field, limit = KEYS[1], tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
@@ -193,12 +201,12 @@ class _Ticker:
 class RedisListProbe:
     """Length, rates and backlog age of a Redis list (see the module docstring)."""
 
-    def __init__(self, *, spec: RedisListSpec, clock: Callable[[], float] = time.monotonic,
-                 wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, *, spec: RedisListSpec, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time
+    ) -> None:
         self.spec = spec
         """What is probed."""
-        self._client = redis.Redis.from_url(spec.url, socket_timeout=spec.timeout,
-                                            socket_connect_timeout=spec.timeout)
+        self._client = redis.Redis.from_url(spec.url, socket_timeout=spec.timeout, socket_connect_timeout=spec.timeout)
         self._script = self._client.register_script(_ARRIVALS_LUA)
         self._ticker = _Ticker(clock)
         self._wall = wall
@@ -226,12 +234,15 @@ class RedisListProbe:
         if self._mark is None or (newest_at is not None and newest_at > self._mark):
             self._mark = newest_at if newest_at is not None else wall
         d_len = t.delta("length", float(length), counter=False)
-        published = t.delta("published", counted) if spec.published_key else (
-            float(arrived) if t.dt > 0 else None)
+        published = t.delta("published", counted) if spec.published_key else (float(arrived) if t.dt > 0 else None)
         consumed = max(0.0, published - d_len) if published is not None and d_len is not None else None
         return QueueReading(
-            queue=label_of(spec), backend="redis", length=int(length), publish_rate=t.rate(published),
-            consume_rate=t.rate(consumed), published=t.add("published", published),
+            queue=label_of(spec),
+            backend="redis",
+            length=int(length),
+            publish_rate=t.rate(published),
+            consume_rate=t.rate(consumed),
+            published=t.add("published", published),
             consumed=t.add("consumed", consumed),
             backlog_age_seconds=0.0 if not length else (max(0.0, wall - oldest_at) if oldest_at is not None else None),
         )
@@ -281,9 +292,14 @@ class RabbitQueueProbe:
         published = max(0.0, d_depth) if d_depth is not None else None
         consumed = max(0.0, -d_depth) if d_depth is not None else None
         return QueueReading(
-            queue=label_of(self.spec), backend="rabbitmq", length=method.message_count,
-            consumers=method.consumer_count, publish_rate=t.rate(published), consume_rate=t.rate(consumed),
-            published=t.add("published", published), consumed=t.add("consumed", consumed),
+            queue=label_of(self.spec),
+            backend="rabbitmq",
+            length=method.message_count,
+            consumers=method.consumer_count,
+            publish_rate=t.rate(published),
+            consume_rate=t.rate(consumed),
+            published=t.add("published", published),
+            consumed=t.add("consumed", consumed),
         )
 
     def close(self) -> None:
@@ -315,21 +331,23 @@ class ScrapeTotals:
 
 def scrape_totals(text: str, spec: ScrapeSpec) -> ScrapeTotals:
     """Map a Prometheus text page to totals, per the spec's family regexes."""
-    roles = {role: re.compile(getattr(spec, role)) for role in
-             ("processing", "processed", "failed", "published", "length", "backlog_age")}
+    roles = {
+        role: re.compile(getattr(spec, role))
+        for role in ("processing", "processed", "failed", "published", "length", "backlog_age")
+    }
     found: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for role, pattern in roles.items():
             if role in found or (role + "_sum") in found or not pattern.fullmatch(family.name):
                 continue
             kind = {"processing": ("histogram", "summary"), "length": ("gauge",), "backlog_age": ("gauge",)}.get(
-                role, ("counter", "untyped"))
+                role, ("counter", "untyped")
+            )
             if family.type not in kind:
                 continue
             if role == "processing":
                 found["processing_sum"] = sum(s.value for s in family.samples if s.name == family.name + "_sum")
-                found["processing_count"] = sum(s.value for s in family.samples
-                                                if s.name == family.name + "_count")
+                found["processing_count"] = sum(s.value for s in family.samples if s.name == family.name + "_count")
             else:
                 names = (family.name, family.name + "_total")
                 values = [s.value for s in family.samples if s.name in names]
@@ -358,12 +376,15 @@ class ScrapeProbe:
         if published is None and processed is not None and d_len is not None:
             published = max(0.0, processed + d_len)
         return QueueReading(
-            queue=label_of(self.spec), backend="scrape",
+            queue=label_of(self.spec),
+            backend="scrape",
             length=int(got.length) if got.length is not None else None,
-            publish_rate=t.rate(published), consume_rate=t.rate(processed),
+            publish_rate=t.rate(published),
+            consume_rate=t.rate(processed),
             processing_seconds=d_sum / d_count if d_sum is not None and d_count else None,
             error_rate=failed / processed if failed is not None and processed else None,
-            backlog_age_seconds=got.backlog_age, published=t.add("published", published),
+            backlog_age_seconds=got.backlog_age,
+            published=t.add("published", published),
             consumed=t.add("consumed", processed),
         )
 

@@ -97,8 +97,15 @@ def parse_stat(raw: bytes) -> ProcStat:
     """Parse one `/proc/<pid>/stat` line (the name may hold spaces and parentheses)."""
     head, _, tail = raw.rpartition(b")")
     f = tail.split(None, 22)  # the fields after rss are not needed
-    return ProcStat(int(f[1]), head.partition(b"(")[2].decode(errors="replace"), f[0].decode(), int(f[19]),
-                    int(f[11]) + int(f[12]) + int(f[13]) + int(f[14]), int(f[17]), int(f[21]))
+    return ProcStat(
+        int(f[1]),
+        head.partition(b"(")[2].decode(errors="replace"),
+        f[0].decode(),
+        int(f[19]),
+        int(f[11]) + int(f[12]) + int(f[13]) + int(f[14]),
+        int(f[17]),
+        int(f[21]),
+    )
 
 
 def _read(path: str, size: int = 4096) -> bytes:
@@ -165,8 +172,14 @@ class _Service:
 class ProcessSampler:
     """Resolves targets and reads their processes, one `sample()` per tick; not thread-safe."""
 
-    def __init__(self, *, targets: Sequence[Target], proc_root: str = "/proc", cgroup_root: str = "/sys/fs/cgroup",
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        *,
+        targets: Sequence[Target],
+        proc_root: str = "/proc",
+        cgroup_root: str = "/sys/fs/cgroup",
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.targets = tuple(targets)
         """What is watched."""
         self.proc_root = proc_root
@@ -178,8 +191,9 @@ class ProcessSampler:
         self._by_service: dict[str, list[Target]] = defaultdict(list)
         for target in self.targets:
             self._by_service[target.service].append(target)
-        self._services = {name: _Service(ServiceReading(service=name, process_count=0, restarts=0))
-                          for name in self._by_service}
+        self._services = {
+            name: _Service(ServiceReading(service=name, process_count=0, restarts=0)) for name in self._by_service
+        }
         self._cmdlines: dict[Key, tuple[str, bool]] = {}
         self._listeners: dict[int, tuple[Key, frozenset[int]]] = {}
         self._unowned: dict[int, frozenset[int]] = {}
@@ -206,8 +220,9 @@ class ProcessSampler:
         self._last = (now, boot_ticks)
         return out
 
-    def _resolve(self, target: Target, table: dict[int, ProcStat], children: dict[int, list[int]],
-                 boot_ticks: int) -> set[int]:
+    def _resolve(
+        self, target: Target, table: dict[int, ProcStat], children: dict[int, list[int]], boot_ticks: int
+    ) -> set[int]:
         if target.cgroup is not None:
             return {pid for pid in self._cgroup_pids(target) if pid in table}
         if target.pid is not None:
@@ -227,8 +242,11 @@ class ProcessSampler:
 
     def _matches(self, target: Target, table: dict[int, ProcStat], boot_ticks: int) -> list[int]:
         search = re.compile(str(target.pattern)).search
-        return [pid for pid, stat in table.items() if pid != self._self_pid
-                and (search(stat.comm) or search(self._cmdline(pid, stat, boot_ticks)))]
+        return [
+            pid
+            for pid, stat in table.items()
+            if pid != self._self_pid and (search(stat.comm) or search(self._cmdline(pid, stat, boot_ticks)))
+        ]
 
     def _cmdline(self, pid: int, stat: ProcStat, boot_ticks: int) -> str:
         key = (pid, stat.start)
@@ -266,8 +284,11 @@ class ProcessSampler:
             return [cached[0][0]]
         if not inodes or self._unowned.get(port) == inodes:
             return []  # nothing listens, or the same sockets psutil could not attribute last time
-        owners = {c.pid for c in psutil.net_connections(kind="tcp") if c.pid in table
-                  and c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port}
+        owners = {
+            c.pid
+            for c in psutil.net_connections(kind="tcp")
+            if c.pid in table and c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+        }
         tops = sorted(pid for pid in owners if table[pid].ppid not in owners)
         if not tops:
             self._unowned[port] = inodes
@@ -296,12 +317,20 @@ class ProcessSampler:
             self._warned[target] = message
             log.warning("service %s (%s): %s", target.service, target.describe(), message)
 
-    def _account(self, svc: _Service, pids: set[int], table: dict[int, ProcStat], now: float,
-                 net_cache: dict[int, tuple[int, int]]) -> ServiceReading:
+    def _account(
+        self,
+        svc: _Service,
+        pids: set[int],
+        table: dict[int, ProcStat],
+        now: float,
+        net_cache: dict[int, tuple[int, int]],
+    ) -> ServiceReading:
         r = svc.reading
         live = [pid for pid in pids if table[pid].state not in "ZX"]
-        marks = {(pid, table[pid].start): _Mark(table[pid].cpu, _read_io(self.proc_root, pid), table[pid].ppid)
-                 for pid in pids}
+        marks = {
+            (pid, table[pid].start): _Mark(table[pid].cpu, _read_io(self.proc_root, pid), table[pid].ppid)
+            for pid in pids
+        }
         roots = {(pid, table[pid].start) for pid in live if table[pid].ppid not in pids}
         self._note_presence(svc, roots)
         r.process_count = len(live)
@@ -329,8 +358,9 @@ class ProcessSampler:
         return replace(r)
 
     @staticmethod
-    def _deltas(before: dict[Key, _Mark], after: dict[Key, _Mark], table: dict[int, ProcStat],
-                last_boot_ticks: int) -> tuple[float, float, float]:
+    def _deltas(
+        before: dict[Key, _Mark], after: dict[Key, _Mark], table: dict[int, ProcStat], last_boot_ticks: int
+    ) -> tuple[float, float, float]:
         """CPU seconds, bytes read and written between two ticks, across births, deaths and reaping."""
         cpu = read = written = 0
         for key, mark in after.items():

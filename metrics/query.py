@@ -71,9 +71,18 @@ def _postgres_stats(store: Store, run_id: int) -> list[EndpointStats]:
     grouping = func.grouping(t.name, t.method)
     query = (
         select(
-            grouping, t.name, t.method, func.count(), func.sum(case((t.success, 0), else_=1)), func.avg(rt), pct,
-            func.min(rt), func.max(rt), func.coalesce(func.sum(t.response_length), 0),
-            func.coalesce(func.sum(t.request_length), 0), func.extract("epoch", func.min(t.ts)),
+            grouping,
+            t.name,
+            t.method,
+            func.count(),
+            func.sum(case((t.success, 0), else_=1)),
+            func.avg(rt),
+            pct,
+            func.min(rt),
+            func.max(rt),
+            func.coalesce(func.sum(t.response_length), 0),
+            func.coalesce(func.sum(t.request_length), 0),
+            func.extract("epoch", func.min(t.ts)),
             func.extract("epoch", func.max(t.ts)),
         )
         .where(t.run_id == run_id)
@@ -84,8 +93,24 @@ def _postgres_stats(store: Store, run_id: int) -> list[EndpointStats]:
     out = []
     for g, name, method, n, fails, mean, (p50, p95, p99), lo, hi, rbytes, qbytes, first, last in result:
         key = TOTAL if g else (name, method)
-        out.append(EndpointStats(key[0], key[1], int(n), int(fails), float(mean), float(p50), float(p95), float(p99),
-                                 float(lo), float(hi), int(rbytes), int(qbytes), float(first), float(last)))
+        out.append(
+            EndpointStats(
+                key[0],
+                key[1],
+                int(n),
+                int(fails),
+                float(mean),
+                float(p50),
+                float(p95),
+                float(p99),
+                float(lo),
+                float(hi),
+                int(rbytes),
+                int(qbytes),
+                float(first),
+                float(last),
+            )
+        )
     return out
 
 
@@ -110,9 +135,20 @@ def _numpy_row(key: tuple[str, str], rows: list[Any]) -> EndpointStats:
     p50, p95, p99 = np.percentile(rt, [q * 100 for q in QUANTILES])
     stamps = [r[4].timestamp() if r[4].tzinfo else r[4].replace(tzinfo=UTC).timestamp() for r in rows]
     return EndpointStats(
-        key[0], key[1], len(rows), sum(1 for r in rows if not r[1]), float(rt.mean()), float(p50), float(p95),
-        float(p99), float(rt.min()), float(rt.max()), sum(r[2] or 0 for r in rows), sum(r[3] or 0 for r in rows),
-        min(stamps), max(stamps),
+        key[0],
+        key[1],
+        len(rows),
+        sum(1 for r in rows if not r[1]),
+        float(rt.mean()),
+        float(p50),
+        float(p95),
+        float(p99),
+        float(rt.min()),
+        float(rt.max()),
+        sum(r[2] or 0 for r in rows),
+        sum(r[3] or 0 for r in rows),
+        min(stamps),
+        max(stamps),
     )
 
 

@@ -54,8 +54,17 @@ from metrics.probe import ProbeSpec, RabbitQueueSpec, RedisListSpec, ScrapeSpec,
 from metrics.process import ProcessSampler, Target, read_table
 from metrics.store import Store
 
-__all__ = ["Sidecar", "SidecarSettings", "load_config", "parse_run_id", "parse_target", "probe_from_flag",
-           "run_sidecar", "sidecar_cpu_benchmark", "target_from_flag"]
+__all__ = [
+    "Sidecar",
+    "SidecarSettings",
+    "load_config",
+    "parse_run_id",
+    "parse_target",
+    "probe_from_flag",
+    "run_sidecar",
+    "sidecar_cpu_benchmark",
+    "target_from_flag",
+]
 
 log = logging.getLogger(__name__)
 
@@ -196,11 +205,16 @@ class Sidecar:
         """Targets, probes and timing (config file already merged)."""
         self.store = store
         """Where rows go; None for a metrics-only sidecar."""
-        self._sampler = ProcessSampler(targets=settings.targets, proc_root=settings.proc_root,
-                                       cgroup_root=settings.cgroup_root) if settings.targets else None
+        self._sampler = (
+            ProcessSampler(targets=settings.targets, proc_root=settings.proc_root, cgroup_root=settings.cgroup_root)
+            if settings.targets
+            else None
+        )
         self._probes = [open_probe(spec) for spec in settings.probes]
         self._pending: dict[str, deque[dict[str, Any]]] = {
-            "resource": deque(maxlen=settings.max_pending), "queue": deque(maxlen=settings.max_pending)}
+            "resource": deque(maxlen=settings.max_pending),
+            "queue": deque(maxlen=settings.max_pending),
+        }
         self._problems: dict[str, str | None] = {}
         self._run: int | None = settings.run_id if isinstance(settings.run_id, int) else None
         self._snapshot = Snapshot()
@@ -227,8 +241,12 @@ class Sidecar:
             self._queue_rows("queue", [{**q.columns(), "ts": ts, "run_id": run_id} for q in queues])
             self.flush()
         self._counts["ticks"] += 1
-        self._snapshot = Snapshot(services=tuple(services), queues=tuple(queues),
-                                  pending_rows=sum(len(rows) for rows in self._pending.values()), **self._counts)
+        self._snapshot = Snapshot(
+            services=tuple(services),
+            queues=tuple(queues),
+            pending_rows=sum(len(rows) for rows in self._pending.values()),
+            **self._counts,
+        )
 
     def flush(self) -> None:
         """Write the pending rows; on failure keep them for the next try."""
@@ -343,8 +361,12 @@ def run_sidecar(settings: SidecarSettings, store: Store | None, stop: threading.
             registry = CollectorRegistry()
             registry.register(SidecarCollector(snapshot=sidecar.snapshot))
             server, _ = start_http_server(settings.metrics_port, addr=settings.metrics_addr, registry=registry)
-        log.info("sidecar watching %d targets and %d queues every %.3g s", len(settings.targets),
-                 len(settings.probes), settings.interval)
+        log.info(
+            "sidecar watching %d targets and %d queues every %.3g s",
+            len(settings.targets),
+            len(settings.probes),
+            settings.interval,
+        )
         sidecar.run(stop)
     finally:
         restore()
@@ -369,8 +391,9 @@ def _first_line(exc: BaseException) -> str:
 
 def sidecar_cpu_benchmark(processes: int = 50, seconds: float = 20.0, *, store: Store | None = None) -> float:
     """CPU of the sidecar loop, as a fraction of one core, sampling `processes` idle children at 1 Hz."""
-    parent = subprocess.Popen(["/bin/sh", "-c", f"for i in $(seq {processes}); do sleep 3600 & done; wait"],
-                              start_new_session=True)
+    parent = subprocess.Popen(
+        ["/bin/sh", "-c", f"for i in $(seq {processes}); do sleep 3600 & done; wait"], start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 30
         while sum(stat.ppid == parent.pid for stat in read_table().values()) < processes:

@@ -22,9 +22,7 @@ EventRow = tuple[int, float, str, int | None, str | None, dict[str, Any] | None]
 """(run id, epoch s, kind, user count, message, data) of one run event."""
 # Strings are always quoted (QUOTE_NONNUMERIC), so a quoted empty field in a nullable column is NULL.
 _COPY_SQL = (
-    "COPY request_samples (run_id, worker, "
-    + ", ".join(COLUMNS)
-    + ") FROM STDIN WITH (FORMAT csv,"
+    "COPY request_samples (run_id, worker, " + ", ".join(COLUMNS) + ") FROM STDIN WITH (FORMAT csv,"
     " FORCE_NULL (worker, response_length, request_length, status_code, error))"
 )
 
@@ -106,8 +104,14 @@ def make_engine(url: str) -> Engine:
             engine = create_engine(parsed, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        args = {"connect_timeout": 5, "keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2,
-                "keepalives_count": 2, "application_name": "benchlab"}
+        args = {
+            "connect_timeout": 5,
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+            "application_name": "benchlab",
+        }
         return create_engine(parsed, pool_pre_ping=True, connect_args=args)
     except NoSuchModuleError as exc:
         raise BadStoreUrl(f"bad DB URL {url!r}: {exc}") from None
@@ -144,12 +148,23 @@ class Store:
     def start_run(self, meta: RunMeta, *, started_at: datetime | None = None) -> int:
         """Insert a `running` run and return its id."""
         values = {
-            "scenario": meta.scenario, "test_type": meta.test_type, "app_version": meta.app_version,
-            "environment": meta.environment, "host": meta.host, "locustfile": meta.locustfile,
-            "user_classes": list(meta.user_classes), "users": meta.users, "spawn_rate": meta.spawn_rate,
-            "planned_duration_s": meta.planned_duration_s, "workers": meta.workers, "tags": dict(meta.tags),
-            "benchlab_version": BENCHLAB_VERSION, "git_commit": meta.git_commit, "suite_id": meta.suite_id,
-            "started_at": started_at or datetime.now(UTC), "status": "running",
+            "scenario": meta.scenario,
+            "test_type": meta.test_type,
+            "app_version": meta.app_version,
+            "environment": meta.environment,
+            "host": meta.host,
+            "locustfile": meta.locustfile,
+            "user_classes": list(meta.user_classes),
+            "users": meta.users,
+            "spawn_rate": meta.spawn_rate,
+            "planned_duration_s": meta.planned_duration_s,
+            "workers": meta.workers,
+            "tags": dict(meta.tags),
+            "benchlab_version": BENCHLAB_VERSION,
+            "git_commit": meta.git_commit,
+            "suite_id": meta.suite_id,
+            "started_at": started_at or datetime.now(UTC),
+            "status": "running",
         }
         with self.engine.begin() as conn:
             run_id = conn.execute(insert(Run).values(**values).returning(Run.id)).scalar_one()

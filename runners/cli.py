@@ -69,8 +69,14 @@ def _db(p: argparse.ArgumentParser) -> None:
 
 def _add_run(sub: Any) -> None:
     p = sub.add_parser("run", help="run a Locust file against a target and store every sample")
-    p.add_argument("-f", "--locustfile", "--test-script", dest="locustfile", default=_env("LOCUSTFILE"),
-                   help="Locust file; a bare name is looked up in load_tests/")
+    p.add_argument(
+        "-f",
+        "--locustfile",
+        "--test-script",
+        dest="locustfile",
+        default=_env("LOCUSTFILE"),
+        help="Locust file; a bare name is looked up in load_tests/",
+    )
     p.add_argument("--user-class", action="append", default=[], help="user class to run (repeatable)")
     p.add_argument("--host", type=_host, default=_env("TARGET_HOST"), help="target base URL (TARGET_HOST)")
     p.add_argument("-u", "--users", type=_positive(int, "users"), default=_env("USERS", "10"))
@@ -81,21 +87,39 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--scenario", default=_env("BENCHLAB_SCENARIO"), help="scenario name (default: file + classes)")
     p.add_argument("--environment", default=_env("BENCHLAB_ENVIRONMENT", "local"))
     p.add_argument("--tag", type=_tag, action="append", default=[], help="key=value label (repeatable)")
-    p.add_argument("--workers", type=_positive(int, "workers", zero_ok=True), default=_env("BENCHLAB_WORKERS", "0"),
-                   help="0: one in-process runner; N: a Locust master plus N local workers")
+    p.add_argument(
+        "--workers",
+        type=_positive(int, "workers", zero_ok=True),
+        default=_env("BENCHLAB_WORKERS", "0"),
+        help="0: one in-process runner; N: a Locust master plus N local workers",
+    )
     p.add_argument("--stress-steps", type=_positive(int, "stress steps"), default="5")
     p.add_argument("--slo-p95-ms", type=_positive(float, "SLO p95"), default=_env("BENCHLAB_SLO_P95_MS", "1000"))
     p.add_argument("--slo-error-rate", type=_positive(float, "SLO error rate", zero_ok=True), default="0.05")
     p.add_argument("--spike-factor", type=_positive(float, "spike factor"), default="5")
     p.add_argument("--no-health-check", action="store_true", help="skip the pre-flight check of the target")
     p.add_argument("--health-path", default="/health", help="health check path (falls back to GET /)")
-    p.add_argument("--metrics-port", type=_positive(int, "metrics port"), default=_env("BENCHLAB_METRICS_PORT"),
-                   help="serve the runner's Prometheus /metrics on this port during the run")
+    p.add_argument(
+        "--metrics-port",
+        type=_positive(int, "metrics port"),
+        default=_env("BENCHLAB_METRICS_PORT"),
+        help="serve the runner's Prometheus /metrics on this port during the run",
+    )
     p.add_argument("--metrics-bind", default="127.0.0.1", help="address of the runner's /metrics")
-    p.add_argument("--monitor-pid", type=_positive(int, "pid"), action="append", default=[],
-                   help="sample this process with the sidecar during the run (repeatable)")
-    p.add_argument("--monitor-process", action="append", default=[], metavar="REGEX",
-                   help="sample processes matching REGEX (name or cmdline) during the run (repeatable)")
+    p.add_argument(
+        "--monitor-pid",
+        type=_positive(int, "pid"),
+        action="append",
+        default=[],
+        help="sample this process with the sidecar during the run (repeatable)",
+    )
+    p.add_argument(
+        "--monitor-process",
+        action="append",
+        default=[],
+        metavar="REGEX",
+        help="sample processes matching REGEX (name or cmdline) during the run (repeatable)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
     p.add_argument("-q", "--quiet", action="store_true", help="no live progress line")
     p.add_argument("-v", "--verbose", action="store_true")
@@ -126,13 +150,28 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
     classes = tuple(ns.user_class)
     scenario = ns.scenario or (locustfile.stem + (":" + "+".join(classes) if classes else ""))
     meta = RunMeta(
-        scenario=scenario, test_type=ns.test_type, app_version=ns.app_version, environment=ns.environment,
-        host=ns.host, locustfile=str(locustfile), user_classes=classes, users=ns.users, spawn_rate=ns.spawn_rate,
-        planned_duration_s=run_time, workers=ns.workers, tags=dict(ns.tag), git_commit=_git_commit(locustfile),
+        scenario=scenario,
+        test_type=ns.test_type,
+        app_version=ns.app_version,
+        environment=ns.environment,
+        host=ns.host,
+        locustfile=str(locustfile),
+        user_classes=classes,
+        users=ns.users,
+        spawn_rate=ns.spawn_rate,
+        planned_duration_s=run_time,
+        workers=ns.workers,
+        tags=dict(ns.tag),
+        git_commit=_git_commit(locustfile),
     )
     shape = ShapeSettings(
-        test_type=ns.test_type, users=ns.users, spawn_rate=ns.spawn_rate, run_time=run_time,
-        stress_steps=ns.stress_steps, slo_p95_ms=ns.slo_p95_ms, slo_error_rate=ns.slo_error_rate,
+        test_type=ns.test_type,
+        users=ns.users,
+        spawn_rate=ns.spawn_rate,
+        run_time=run_time,
+        stress_steps=ns.stress_steps,
+        slo_p95_ms=ns.slo_p95_ms,
+        slo_error_rate=ns.slo_error_rate,
         spike_factor=ns.spike_factor,
     )
     if ns.test_type != "complete":
@@ -144,9 +183,14 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
             raise BadInput(str(exc)) from None
     store = StoreSettings(url=url, spool_dir=Path(ns.spool_dir) if ns.spool_dir else DEFAULT_SPOOL_DIR)
     return RunSpec(
-        meta=meta, locustfile=locustfile, store=store, shape=shape,
+        meta=meta,
+        locustfile=locustfile,
+        store=store,
+        shape=shape,
         output=OutputSettings(json=ns.json, quiet=ns.quiet, verbose=ns.verbose),
-        health_check=not ns.no_health_check, health_path=ns.health_path, metrics_port=ns.metrics_port,
+        health_check=not ns.no_health_check,
+        health_path=ns.health_path,
+        metrics_port=ns.metrics_port,
         metrics_bind=ns.metrics_bind,
         monitor=tuple(f"pid:{pid}" for pid in ns.monitor_pid) + tuple(f"process:{rx}" for rx in ns.monitor_process),
     )
@@ -154,8 +198,13 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
 
 def _git_commit(path: Path) -> str | None:
     try:
-        out = subprocess.run(["git", "-C", str(path.resolve().parent), "rev-parse", "HEAD"], capture_output=True,
-                             text=True, timeout=5, check=False)
+        out = subprocess.run(
+            ["git", "-C", str(path.resolve().parent), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -184,10 +233,12 @@ def cmd_demo(ns: argparse.Namespace) -> int:
         run_time = float(parse_timespan(ns.run_time))
     except (ValueError, TypeError):
         raise BadInput(f"bad run time {ns.run_time!r}: use Locust syntax such as 30s, 5m") from None
-    store = StoreSettings(url=_checked_url(ns.db or DEFAULT_DB_URL),
-                          spool_dir=Path(ns.spool_dir) if ns.spool_dir else DEFAULT_SPOOL_DIR)
-    return run_demo(DemoSettings(store=store, locustfile=Path(ns.locustfile), users=ns.users, run_time=run_time,
-                                 quiet=ns.quiet))
+    store = StoreSettings(
+        url=_checked_url(ns.db or DEFAULT_DB_URL), spool_dir=Path(ns.spool_dir) if ns.spool_dir else DEFAULT_SPOOL_DIR
+    )
+    return run_demo(
+        DemoSettings(store=store, locustfile=Path(ns.locustfile), users=ns.users, run_time=run_time, quiet=ns.quiet)
+    )
 
 
 def _checked_url(url: str) -> str:
@@ -230,16 +281,26 @@ def _add_other(sub: Any) -> None:
     p.set_defaults(handler=commands.cmd_target)
     p = sub.add_parser("sidecar", help="sample the target's processes and queues into the store and /metrics")
     for kind in ("pid", "process", "port", "cgroup"):
-        p.add_argument(f"--{kind}", action="append", default=[], metavar="[SERVICE=]VALUE",
-                       help=f"watch processes by {kind} (repeatable)")
+        p.add_argument(
+            f"--{kind}",
+            action="append",
+            default=[],
+            metavar="[SERVICE=]VALUE",
+            help=f"watch processes by {kind} (repeatable)",
+        )
     p.add_argument("--service", default=None, help="service label of the targets named without one")
     p.add_argument("--config", type=Path, default=None, help="TOML/JSON file of targets and probes")
     p.add_argument("--redis-url", default=_env("REDIS_URL"), help="Redis of the --redis-list probes")
     p.add_argument("--redis-list", action="append", default=[], metavar="[LABEL=]KEY")
     p.add_argument("--rabbitmq-url", default=_env("RABBITMQ_URL"), help="AMQP URL of the --rabbitmq-queue probes")
     p.add_argument("--rabbitmq-queue", action="append", default=[], metavar="[LABEL=]QUEUE")
-    p.add_argument("--scrape", action="append", default=[], metavar="[LABEL=]URL",
-                   help="a target's Prometheus /metrics: processing time, errors, consume rate")
+    p.add_argument(
+        "--scrape",
+        action="append",
+        default=[],
+        metavar="[LABEL=]URL",
+        help="a target's Prometheus /metrics: processing time, errors, consume rate",
+    )
     p.add_argument("--interval", type=_positive(float, "interval"), default=_env("BENCHLAB_SIDECAR_INTERVAL", "1"))
     p.add_argument("--metrics-port", type=_positive(int, "metrics port"), default=None)
     p.add_argument("--metrics-addr", default="127.0.0.1")

@@ -41,16 +41,39 @@ def cmd_runs(ns: argparse.Namespace) -> int:
     store = open_store(ns)
     runs = store.list_runs(ns.limit)
     store.close()
-    keys = ("id", "started_at", "status", "test_type", "scenario", "app_version", "environment", "users",
-            "total_requests", "stored_samples", "rps", "p95_ms", "error_rate", "suite_id")
+    keys = (
+        "id",
+        "started_at",
+        "status",
+        "test_type",
+        "scenario",
+        "app_version",
+        "environment",
+        "users",
+        "total_requests",
+        "stored_samples",
+        "rps",
+        "p95_ms",
+        "error_rate",
+        "suite_id",
+    )
     rows = [{k: _plain(getattr(r, k)) for k in keys} for r in runs]
     if ns.json:
         print(json.dumps(rows))
         return EXIT_OK
     header = ("ID", "Started (UTC)", "Status", "Type", "Scenario", "Version", "Reqs", "RPS", "p95 ms")
     lines = [header] + [
-        (str(r["id"]), str(r["started_at"])[:19], r["status"], r["test_type"], r["scenario"], r["app_version"],
-         str(r["total_requests"] or 0), f"{r['rps'] or 0:.1f}", f"{r['p95_ms'] or 0:.1f}")
+        (
+            str(r["id"]),
+            str(r["started_at"])[:19],
+            r["status"],
+            r["test_type"],
+            r["scenario"],
+            r["app_version"],
+            str(r["total_requests"] or 0),
+            f"{r['rps'] or 0:.1f}",
+            f"{r['p95_ms'] or 0:.1f}",
+        )
         for r in rows
     ]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -102,8 +125,15 @@ def cmd_target(ns: argparse.Namespace) -> int:
     from runners.demo.server import serve
 
     settings = TargetSettings(
-        version=ns.version, profile=ns.profile, bind=ns.bind, port=ns.port, redis_url=ns.redis_url,
-        queue_prefix=ns.queue_prefix, slowdown=ns.slowdown, leak_kb=ns.leak_kb, token_ttl=ns.token_ttl,
+        version=ns.version,
+        profile=ns.profile,
+        bind=ns.bind,
+        port=ns.port,
+        redis_url=ns.redis_url,
+        queue_prefix=ns.queue_prefix,
+        slowdown=ns.slowdown,
+        leak_kb=ns.leak_kb,
+        token_ttl=ns.token_ttl,
     )
     try:
         resolve_profile(settings)
@@ -119,15 +149,23 @@ def cmd_sidecar(ns: argparse.Namespace) -> int:
     try:
         targets = tuple(
             target_from_flag(kind, value, service=ns.service)
-            for kind in ("pid", "process", "port", "cgroup") for value in getattr(ns, kind)
+            for kind in ("pid", "process", "port", "cgroup")
+            for value in getattr(ns, kind)
         )
         probes = (
             tuple(probe_from_flag("redis", v, url=ns.redis_url) for v in ns.redis_list)
             + tuple(probe_from_flag("rabbitmq", v, url=ns.rabbitmq_url) for v in ns.rabbitmq_queue)
             + tuple(probe_from_flag("scrape", v) for v in ns.scrape)
         )
-        settings = SidecarSettings(targets=targets, probes=probes, interval=ns.interval, metrics_port=ns.metrics_port,
-                                   metrics_addr=ns.metrics_addr, run_id=parse_run_id(ns.run_id), config=ns.config)
+        settings = SidecarSettings(
+            targets=targets,
+            probes=probes,
+            interval=ns.interval,
+            metrics_port=ns.metrics_port,
+            metrics_addr=ns.metrics_addr,
+            run_id=parse_run_id(ns.run_id),
+            config=ns.config,
+        )
         store = None if ns.no_store else open_store(ns, must_exist=False)
         return run_sidecar(settings, store)
     except ValueError as exc:

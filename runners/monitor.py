@@ -16,8 +16,18 @@ def start_monitor(spec: RunSpec, run_id: int) -> Callable[[], None]:
     """Start `benchlab sidecar` for the run's monitor targets; returns a function that stops and waits for it."""
     if not spec.monitor:
         return lambda: None
-    argv = [sys.executable, "-m", "runners.cli", "sidecar", "--run-id", str(run_id), "--db", spec.store.url,
-            "--service", "target"]
+    argv = [
+        sys.executable,
+        "-m",
+        "runners.cli",
+        "sidecar",
+        "--run-id",
+        str(run_id),
+        "--db",
+        spec.store.url,
+        "--service",
+        "target",
+    ]
     for target in spec.monitor:
         kind, _, value = target.partition(":")
         argv += [f"--{kind}", value]

@@ -88,8 +88,9 @@ def run_once(spec: RunSpec, users: list[type[User]], store: Store) -> RunResult:
     run_id = store.start_run(meta)
     spool = Spool(directory=spec.store.spool_dir)
     tally = Tally()
-    collector = RequestCollector(store=store, spool=spool, run_id=run_id, settings=spec.collector,
-                                 observers=[tally.observe]).start()
+    collector = RequestCollector(
+        store=store, spool=spool, run_id=run_id, settings=spec.collector, observers=[tally.observe]
+    ).start()
     shape.note = lambda kind, message, count: collector.note(kind, message, count)
     env = Environment(user_classes=users, host=spec.meta.host)
     if spec.meta.workers == 0:
@@ -119,10 +120,14 @@ def run_once(spec: RunSpec, users: list[type[User]], store: Store) -> RunResult:
     stored = _with_retry(lambda: store.count_samples(run_id), "count stored samples", default=0)
     no_rows: list[EndpointStats] = []
     rows = _with_retry(lambda: endpoint_stats(store, run_id), "compute the summary", default=no_rows)
-    totals = Totals(run_id, status, duration, outcome.total_requests, outcome.failures, stored, spooled, replayed,
-                    pending)
-    _with_retry(lambda: store.finish_run(run_id, status=status, summary=run_columns(rows, totals)), "finish the run",
-                default=None)
+    totals = Totals(
+        run_id, status, duration, outcome.total_requests, outcome.failures, stored, spooled, replayed, pending
+    )
+    _with_retry(
+        lambda: store.finish_run(run_id, status=status, summary=run_columns(rows, totals)),
+        "finish the run",
+        default=None,
+    )
     if outcome.error:
         print(f"benchlab: run {run_id} failed: {outcome.error}", file=sys.stderr)
     code = 128 + outcome.signal if outcome.signal else EXIT_FAILED if outcome.error or pending else EXIT_OK
@@ -135,6 +140,7 @@ def _exporter(spec: RunSpec, env: Environment, run_id: int, tally: Tally) -> Cal
         return lambda: None
     reported: dict[str, Tally] = {}
     if spec.meta.workers:
+
         def on_report(client_id: str, data: dict[str, Any]) -> None:
             if REPORT_KEY in data:
                 reported[client_id] = Tally.from_snapshot(data[REPORT_KEY])
@@ -157,11 +163,18 @@ def _drive(spec: RunSpec, swarm: Swarm, run_id: int) -> Any:
         return swarm.run_local()
     port = free_port()
     argv = [
-        worker_command({
-            "locustfile": str(spec.locustfile), "user_classes": list(spec.meta.user_classes),
-            "host": spec.meta.host, "run_id": run_id, "worker": f"w{i + 1}", "master_port": port,
-            "db_url": spec.store.url, "spool_dir": str(spec.store.spool_dir),
-        })
+        worker_command(
+            {
+                "locustfile": str(spec.locustfile),
+                "user_classes": list(spec.meta.user_classes),
+                "host": spec.meta.host,
+                "run_id": run_id,
+                "worker": f"w{i + 1}",
+                "master_port": port,
+                "db_url": spec.store.url,
+                "spool_dir": str(spec.store.spool_dir),
+            }
+        )
         for i in range(spec.meta.workers)
     ]
     return swarm.run_master(argv, port)
@@ -212,8 +225,9 @@ def _report(spec: RunSpec, results: list[RunResult]) -> None:
         last = results[-1]
         payload = as_json(last.rows, last.totals)
         if len(results) > 1:
-            payload["suite_runs"] = [as_json(r.rows, r.totals) | {"test_type": t} for r, t in zip(
-                results, SUITE_ORDER, strict=False)]
+            payload["suite_runs"] = [
+                as_json(r.rows, r.totals) | {"test_type": t} for r, t in zip(results, SUITE_ORDER, strict=False)
+            ]
         print(json.dumps(payload))
     sys.stdout.flush()
 
@@ -227,4 +241,3 @@ def resolve_locustfile(name: str, search: tuple[Path, ...]) -> Path:
         if (folder / name).exists():
             return folder / name
     return path
-

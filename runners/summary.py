@@ -36,8 +36,12 @@ def run_columns(rows: list[EndpointStats], totals: Totals) -> dict[str, Any]:
     }
     if total is not None:
         out.update(
-            error_rate=total.error_rate, mean_ms=total.mean_ms, p50_ms=total.p50_ms, p95_ms=total.p95_ms,
-            p99_ms=total.p99_ms, max_ms=total.max_ms,
+            error_rate=total.error_rate,
+            mean_ms=total.mean_ms,
+            p50_ms=total.p50_ms,
+            p95_ms=total.p95_ms,
+            p99_ms=total.p99_ms,
+            max_ms=total.max_ms,
         )
     return out
 
@@ -68,10 +72,19 @@ def as_json(rows: list[EndpointStats], totals: Totals) -> dict[str, Any]:
 
 def _endpoint_json(row: EndpointStats, duration: float) -> dict[str, Any]:
     return {
-        "name": row.name, "method": row.method, "requests": row.requests, "failures": row.failures,
-        "error_rate": row.error_rate, "rps": row.requests / duration if duration > 0 else 0.0,
-        "mean_ms": row.mean_ms, "p50_ms": row.p50_ms, "p95_ms": row.p95_ms, "p99_ms": row.p99_ms,
-        "max_ms": row.max_ms, "status_counts": row.status_counts, "response_bytes": row.response_bytes,
+        "name": row.name,
+        "method": row.method,
+        "requests": row.requests,
+        "failures": row.failures,
+        "error_rate": row.error_rate,
+        "rps": row.requests / duration if duration > 0 else 0.0,
+        "mean_ms": row.mean_ms,
+        "p50_ms": row.p50_ms,
+        "p95_ms": row.p95_ms,
+        "p99_ms": row.p99_ms,
+        "max_ms": row.max_ms,
+        "status_counts": row.status_counts,
+        "response_bytes": row.response_bytes,
         "request_bytes": row.request_bytes,
     }
 
@@ -85,11 +98,23 @@ def table(rows: list[EndpointStats], totals: Totals) -> str:
     for r in rows:
         codes = " ".join(f"{k}:{v}" for k, v in sorted(r.status_counts.items()))
         rps = r.requests / totals.duration_s if totals.duration_s > 0 else 0.0
-        lines.append((
-            r.method or "", r.name or "Aggregated", str(r.requests), str(r.failures), f"{100 * r.error_rate:.2f}",
-            f"{rps:.1f}", f"{r.mean_ms:.2f}", f"{r.p50_ms:.2f}", f"{r.p95_ms:.2f}", f"{r.p99_ms:.2f}",
-            f"{r.max_ms:.2f}", codes, _human_bytes(r.response_bytes + r.request_bytes),
-        ))
+        lines.append(
+            (
+                r.method or "",
+                r.name or "Aggregated",
+                str(r.requests),
+                str(r.failures),
+                f"{100 * r.error_rate:.2f}",
+                f"{rps:.1f}",
+                f"{r.mean_ms:.2f}",
+                f"{r.p50_ms:.2f}",
+                f"{r.p95_ms:.2f}",
+                f"{r.p99_ms:.2f}",
+                f"{r.max_ms:.2f}",
+                codes,
+                _human_bytes(r.response_bytes + r.request_bytes),
+            )
+        )
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(_HEADER)] if lines else []
     if not lines:
         return f"run {totals.run_id} ({totals.status}): no samples stored"

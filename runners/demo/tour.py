@@ -48,12 +48,22 @@ def run_demo(settings: DemoSettings) -> int:
 
 def _spec(settings: DemoSettings, path: Path, host: str, version: str) -> RunSpec:
     meta = RunMeta(
-        scenario=f"demo:{path.stem}", test_type="baseline", app_version=version, environment="demo", host=host,
-        locustfile=str(path), user_classes=(), users=settings.users, spawn_rate=float(settings.users),
-        planned_duration_s=settings.run_time, workers=0, tags={"demo": "true"},
+        scenario=f"demo:{path.stem}",
+        test_type="baseline",
+        app_version=version,
+        environment="demo",
+        host=host,
+        locustfile=str(path),
+        user_classes=(),
+        users=settings.users,
+        spawn_rate=float(settings.users),
+        planned_duration_s=settings.run_time,
+        workers=0,
+        tags={"demo": "true"},
     )
-    shape = ShapeSettings(test_type="baseline", users=settings.users, spawn_rate=float(settings.users),
-                          run_time=settings.run_time)
+    shape = ShapeSettings(
+        test_type="baseline", users=settings.users, spawn_rate=float(settings.users), run_time=settings.run_time
+    )
     spec = RunSpec(meta=meta, locustfile=path, store=settings.store, shape=shape)
     return replace(spec, output=replace(spec.output, quiet=settings.quiet))
 
@@ -69,7 +79,8 @@ class _target:
         port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "runners.cli", "target", "--version", self.version, "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         host = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -95,8 +106,10 @@ class _target:
 def changes(base: list[EndpointStats], cand: list[EndpointStats], versions: tuple[str, str]) -> str:
     """Relative change of median, p95 and rps per endpoint, candidate against baseline."""
     old = {(r.name, r.method): r for r in base}
-    lines = [f"change {versions[1]} vs {versions[0]} (positive latency change = slower)",
-             f"{'Method':<7} {'Name':<46} {'median':>9} {'p95':>9} {'requests':>9}"]
+    lines = [
+        f"change {versions[1]} vs {versions[0]} (positive latency change = slower)",
+        f"{'Method':<7} {'Name':<46} {'median':>9} {'p95':>9} {'requests':>9}",
+    ]
     for row in cand:
         prev = old.get((row.name, row.method))
         if prev is None:
@@ -110,4 +123,3 @@ def changes(base: list[EndpointStats], cand: list[EndpointStats], versions: tupl
 
 def _pct(before: float, after: float) -> str:
     return f"{100 * (after - before) / before:+.1f}%" if before else "n/a"
-

@@ -72,7 +72,12 @@ def benchlab(*args: str, cwd: Path | None = None, env: dict[str, str] | None = N
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
         [sys.executable, "-m", "runners.cli", *args],
-        cwd=cwd or REPO, env=full_env, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=cwd or REPO,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
@@ -83,7 +88,7 @@ def cli() -> Callable[..., CliResult]:
     return benchlab
 
 
-SIMPLE_LOCUSTFILE = '''
+SIMPLE_LOCUSTFILE = """
 from locust import FastHttpUser, constant, task
 
 
@@ -97,7 +102,7 @@ class Web(FastHttpUser):
     @task
     def generate(self):
         self.client.post("/api/v1/content/generate", json={"type": "simple", "topic": "bench"})
-'''
+"""
 
 
 @pytest.fixture

@@ -33,8 +33,16 @@ def _start_prometheus(tmp_path: Path, runner: int, sidecar: int) -> tuple[subpro
         f"  - job_name: sidecar\n    static_configs: [{{targets: ['127.0.0.1:{sidecar}']}}]\n"
     )
     log = (tmp_path / "prometheus.log").open("wb")
-    proc = subprocess.Popen([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{web}"], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{web}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     return proc, f"http://127.0.0.1:{web}"
 
 
@@ -54,17 +62,61 @@ def test_prometheus_sees_runner_and_sidecar_with_run_labels(
 ) -> None:
     runner_port, sidecar_port = free_port(), free_port()
     cli = [sys.executable, "-m", "runners.cli"]
-    sidecar = subprocess.Popen([*cli, "sidecar", "--pid", f"target={demo_target.pid}", "--interval", "0.5",
-                                "--metrics-port", str(sidecar_port), "--run-id", "auto", "--db", pg_url], cwd=REPO)
+    sidecar = subprocess.Popen(
+        [
+            *cli,
+            "sidecar",
+            "--pid",
+            f"target={demo_target.pid}",
+            "--interval",
+            "0.5",
+            "--metrics-port",
+            str(sidecar_port),
+            "--run-id",
+            "auto",
+            "--db",
+            pg_url,
+        ],
+        cwd=REPO,
+    )
     prom, base = _start_prometheus(tmp_path, runner_port, sidecar_port)
-    run = subprocess.Popen([*cli, "run", "-f", str(locustfile), "--host", demo_target.url, "-u", "4", "-r", "4",
-                            "-t", "22s", "--test-type", "baseline", "--app-version", "prom-1", "--scenario", "prom",
-                            "--metrics-port", str(runner_port), "--monitor-pid", str(demo_target.pid),
-                            "--db", pg_url, "--json", "-q"], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    run = subprocess.Popen(
+        [
+            *cli,
+            "run",
+            "-f",
+            str(locustfile),
+            "--host",
+            demo_target.url,
+            "-u",
+            "4",
+            "-r",
+            "4",
+            "-t",
+            "22s",
+            "--test-type",
+            "baseline",
+            "--app-version",
+            "prom-1",
+            "--scenario",
+            "prom",
+            "--metrics-port",
+            str(runner_port),
+            "--monitor-pid",
+            str(demo_target.pid),
+            "--db",
+            pg_url,
+            "--json",
+            "-q",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     wanted = {
         "info": 'benchlab_run_info{job="runner",app_version="prom-1",scenario="prom",test_type="baseline"}',
         "requests": 'benchlab_requests_total{job="runner",name="/health",method="GET",status="200"}',
-        "p95": 'histogram_quantile(0.95, sum by (le) (rate(benchlab_request_duration_seconds_bucket[5s])))',
+        "p95": "histogram_quantile(0.95, sum by (le) (rate(benchlab_request_duration_seconds_bucket[5s])))",
         "users": 'benchlab_users{job="runner"}',
         "rss": 'benchlab_process_resident_memory_bytes{job="sidecar",service="target"}',
     }

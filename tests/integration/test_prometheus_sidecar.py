@@ -26,8 +26,10 @@ from metrics.sidecar import SidecarSettings, probe_from_flag, run_sidecar
 REPO = Path(__file__).resolve().parents[2]
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
-needs_prometheus = pytest.mark.skipif(not (os.access(PROMETHEUS, os.X_OK) and os.access(PROMTOOL, os.X_OK)),
-                                      reason="prometheus and promtool are not installed (apt-get install prometheus)")
+needs_prometheus = pytest.mark.skipif(
+    not (os.access(PROMETHEUS, os.X_OK) and os.access(PROMTOOL, os.X_OK)),
+    reason="prometheus and promtool are not installed (apt-get install prometheus)",
+)
 
 RULE_TESTS = """
 rule_files: [{rules}]
@@ -118,8 +120,10 @@ def promtool(*args: str) -> subprocess.CompletedProcess[str]:
 
 @needs_prometheus
 def test_promtool_accepts_the_config_and_the_rules() -> None:
-    for args in (("check", "config", str(REPO / "prometheus/prometheus.yml")),
-                 ("check", "rules", str(REPO / "prometheus/rules.yml"))):
+    for args in (
+        ("check", "config", str(REPO / "prometheus/prometheus.yml")),
+        ("check", "rules", str(REPO / "prometheus/rules.yml")),
+    ):
         result = promtool(*args)
         assert result.returncode == 0, result.stdout + result.stderr
 
@@ -154,8 +158,13 @@ def sidecar_port() -> Iterator[tuple[int, str]]:
     port, key = free_port(), f"benchlab_test_{uuid.uuid4().hex}:jobs"
     client = redis.Redis.from_url("redis://127.0.0.1:6379/0")
     client.lpush(key, json.dumps({"id": "1", "kind": "render", "enqueued_at": time.time()}))
-    settings = SidecarSettings(targets=(Target(service="tests", pid=os.getpid()),),
-                               probes=(probe_from_flag("redis", key),), interval=0.5, metrics_port=port, run_id=None)
+    settings = SidecarSettings(
+        targets=(Target(service="tests", pid=os.getpid()),),
+        probes=(probe_from_flag("redis", key),),
+        interval=0.5,
+        metrics_port=port,
+        run_id=None,
+    )
     stop = threading.Event()
     thread = threading.Thread(target=run_sidecar, args=(settings, None, stop), daemon=True)
     thread.start()
@@ -174,10 +183,19 @@ def test_prometheus_scrapes_the_sidecar(tmp_path: Path, sidecar_port: tuple[int,
     config.write_text(
         "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
         f"rule_files: [{json.dumps(str(REPO / 'prometheus/rules.yml'))}]\n"
-        f"scrape_configs:\n  - job_name: sidecar\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n")
+        f"scrape_configs:\n  - job_name: sidecar\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
+    )
     log = (tmp_path / "prometheus.log").open("w")
-    prom = subprocess.Popen([PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                             f"--web.listen-address=127.0.0.1:{web}"], stdout=log, stderr=subprocess.STDOUT)
+    prom = subprocess.Popen(
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{web}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{web}"
     wanted = {
         "memory": 'benchlab_process_resident_memory_bytes{job="sidecar",service="tests"}',

@@ -49,8 +49,9 @@ def prefix() -> Iterator[str]:
 
 def push(client: redis.Redis, key: str, count: int, *, enqueued_at: float | None = None) -> None:
     for _ in range(count):
-        client.lpush(key, json.dumps({"id": uuid.uuid4().hex, "kind": "render",
-                                      "enqueued_at": enqueued_at or time.time()}))
+        client.lpush(
+            key, json.dumps({"id": uuid.uuid4().hex, "kind": "render", "enqueued_at": enqueued_at or time.time()})
+        )
 
 
 def test_redis_list_length_rates_and_backlog_age(prefix: str) -> None:
@@ -79,7 +80,11 @@ def test_redis_list_length_rates_and_backlog_age(prefix: str) -> None:
     clock.now += 1.0
     drained = probe.read()
     assert (drained.length, drained.backlog_age_seconds, drained.publish_rate, drained.consume_rate) == (
-        0, 0.0, 0.0, 12.0)
+        0,
+        0.0,
+        0.0,
+        12.0,
+    )
     probe.close()
 
 
@@ -126,8 +131,7 @@ def test_rabbitmq_depth_consumers_and_rates(rabbit_queue: str) -> None:
         channel.basic_publish(exchange="", routing_key=rabbit_queue, body=f"job {i}".encode())
     clock.now += 2.0
     published = probe.read()
-    assert (published.length, published.consumers, published.publish_rate, published.consume_rate) == (
-        20, 0, 10.0, 0.0)
+    assert (published.length, published.consumers, published.publish_rate, published.consume_rate) == (20, 0, 10.0, 0.0)
 
     consumer = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
     cchannel = consumer.channel()

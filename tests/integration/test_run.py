@@ -22,8 +22,24 @@ from metrics.store import Store
 
 
 def _run_args(locustfile: Path, target: Target, db: str, *extra: str) -> list[str]:
-    return ["run", "-f", str(locustfile), "--host", target.url, "-u", "8", "-r", "8", "--test-type", "baseline",
-            "--db", db, "--json", "-q", *extra]
+    return [
+        "run",
+        "-f",
+        str(locustfile),
+        "--host",
+        target.url,
+        "-u",
+        "8",
+        "-r",
+        "8",
+        "--test-type",
+        "baseline",
+        "--db",
+        db,
+        "--json",
+        "-q",
+        *extra,
+    ]
 
 
 def _store(url: str) -> Store:
@@ -33,8 +49,10 @@ def _store(url: str) -> Store:
 def test_sqlite_run_stores_every_sample_with_exact_percentiles(
     locustfile: Path, demo_target: Target, sqlite_url: str, tmp_path: Path
 ) -> None:
-    res = benchlab(*_run_args(locustfile, demo_target, sqlite_url, "-t", "5s", "--app-version", "1.0",
-                              "--tag", "ci=yes"), cwd=tmp_path)
+    res = benchlab(
+        *_run_args(locustfile, demo_target, sqlite_url, "-t", "5s", "--app-version", "1.0", "--tag", "ci=yes"),
+        cwd=tmp_path,
+    )
     assert res.code == 0, res.stderr
     s = res.summary
     assert s["status"] == "completed"
@@ -84,8 +102,13 @@ def test_postgres_outage_loses_no_sample(locustfile: Path, demo_target: Target, 
     proxy = TcpProxy(("127.0.0.1", 5432))
     db = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     args = _run_args(locustfile, demo_target, db, "-t", "14s", "--spool-dir", str(tmp_path / "spool"))
-    proc = subprocess.Popen([sys.executable, "-m", "runners.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runners.cli", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         time.sleep(4)
         proxy.cut()
@@ -105,8 +128,13 @@ def test_postgres_outage_loses_no_sample(locustfile: Path, demo_target: Target, 
 
 def test_sigterm_aborts_and_keeps_every_sample(locustfile: Path, demo_target: Target, sqlite_url: str) -> None:
     args = _run_args(locustfile, demo_target, sqlite_url, "-t", "60s")
-    proc = subprocess.Popen([sys.executable, "-m", "runners.cli", *args], cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "runners.cli", *args],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     time.sleep(5)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -154,22 +182,39 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
 
 
 def test_unreachable_target_exits_1(locustfile: Path, sqlite_url: str, tmp_path: Path) -> None:
-    res = benchlab("run", "-f", str(locustfile), "--host", "http://127.0.0.1:9", "-t", "2s", "--db", sqlite_url,
-                   cwd=tmp_path)
+    res = benchlab(
+        "run", "-f", str(locustfile), "--host", "http://127.0.0.1:9", "-t", "2s", "--db", sqlite_url, cwd=tmp_path
+    )
     assert res.code == 1
     assert "unreachable" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def test_unreachable_db_at_start_exits_1(locustfile: Path, demo_target: Target) -> None:
-    res = benchlab("run", "-f", str(locustfile), "--host", demo_target.url, "-t", "2s",
-                   "--db", "postgresql://postgres@127.0.0.1:9/nothing")
+    res = benchlab(
+        "run",
+        "-f",
+        str(locustfile),
+        "--host",
+        demo_target.url,
+        "-t",
+        "2s",
+        "--db",
+        "postgresql://postgres@127.0.0.1:9/nothing",
+    )
     assert res.code == 1
     assert "unreachable" in res.stderr
 
 
 def test_env_vars_are_the_fallback(locustfile: Path, demo_target: Target, sqlite_url: str, tmp_path: Path) -> None:
-    env = {"TARGET_HOST": demo_target.url, "USERS": "3", "SPAWN_RATE": "3", "RUN_TIME": "3s", "APP_VERSION": "9.9",
-           "TEST_TYPE": "baseline", "BENCHLAB_DB_URL": sqlite_url}
+    env = {
+        "TARGET_HOST": demo_target.url,
+        "USERS": "3",
+        "SPAWN_RATE": "3",
+        "RUN_TIME": "3s",
+        "APP_VERSION": "9.9",
+        "TEST_TYPE": "baseline",
+        "BENCHLAB_DB_URL": sqlite_url,
+    }
     res = benchlab("run", "-f", str(locustfile), "--json", "-q", cwd=tmp_path, env={**os.environ, **env})
     assert res.code == 0, res.stderr
     run = _store(sqlite_url).get_run(res.summary["run_id"])

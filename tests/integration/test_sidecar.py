@@ -60,9 +60,19 @@ child = subprocess.Popen(["sleep", "60"])
 print(s.getsockname()[1], flush=True)
 time.sleep(60)
 """
-META = RunMeta(scenario="sidecar-test", test_type="load", app_version="1.0", environment="test",
-               host="http://127.0.0.1", locustfile="none.py", user_classes=(), users=1, spawn_rate=1.0,
-               planned_duration_s=None, workers=0)
+META = RunMeta(
+    scenario="sidecar-test",
+    test_type="load",
+    app_version="1.0",
+    environment="test",
+    host="http://127.0.0.1",
+    locustfile="none.py",
+    user_classes=(),
+    users=1,
+    spawn_rate=1.0,
+    planned_duration_s=None,
+    workers=0,
+)
 
 
 @contextlib.contextmanager
@@ -206,8 +216,9 @@ def test_rows_attach_to_the_run_in_progress(backend: str, request: pytest.Fixtur
     url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
     store = Store(settings=StoreSettings(url=url)).open()
     key = f"benchlab_test_{uuid.uuid4().hex}:jobs"
-    settings = SidecarSettings(targets=(Target(service="tests", pid=os.getpid()),),
-                               probes=(probe_from_flag("redis", key),), interval=0.2)
+    settings = SidecarSettings(
+        targets=(Target(service="tests", pid=os.getpid()),), probes=(probe_from_flag("redis", key),), interval=0.2
+    )
     stop, codes = threading.Event(), []
     thread = threading.Thread(target=lambda: codes.append(run_sidecar(settings, store, stop)), daemon=True)
 
@@ -238,8 +249,9 @@ def test_a_database_outage_keeps_rows_until_it_ends(pg_url: str, caplog: pytest.
     admin = psycopg2.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres")
     admin.autocommit = True
     store = Store(settings=StoreSettings(url=pg_url)).open()
-    sidecar = Sidecar(settings=SidecarSettings(targets=(Target(service="tests", pid=os.getpid()),), interval=0.2),
-                      store=store)
+    sidecar = Sidecar(
+        settings=SidecarSettings(targets=(Target(service="tests", pid=os.getpid()),), interval=0.2), store=store
+    )
     stop = threading.Event()
     thread = threading.Thread(target=sidecar.run, args=(stop,), daemon=True)
     thread.start()
@@ -295,8 +307,9 @@ def test_sigterm_stops_the_sidecar_after_a_last_flush(sqlite_url: str) -> None:
         with store.engine.connect() as conn:
             return int(conn.execute(text("SELECT count(*) FROM resource_samples")).scalar_one())
 
-    with spawned(sys.executable, "-c", SIDECAR_PROCESS, sqlite_url, stdout=subprocess.PIPE,
-                 stderr=subprocess.PIPE) as proc:
+    with spawned(
+        sys.executable, "-c", SIDECAR_PROCESS, sqlite_url, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    ) as proc:
         wait_for(lambda: stored() >= 3, 20, "rows from the sidecar process")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=10)

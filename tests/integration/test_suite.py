@@ -25,8 +25,26 @@ def short_token_target() -> Iterator[Target]:
 def test_each_load_test_file_hits_all_its_endpoints_without_errors(
     name: str, short_token_target: Target, sqlite_url: str, tmp_path: Path
 ) -> None:
-    res = benchlab("run", "-f", f"{name}.py", "--host", short_token_target.url, "-u", "15", "-r", "15", "-t", "7s",
-                   "--test-type", "baseline", "--db", sqlite_url, "--json", "-q", cwd=tmp_path)
+    res = benchlab(
+        "run",
+        "-f",
+        f"{name}.py",
+        "--host",
+        short_token_target.url,
+        "-u",
+        "15",
+        "-r",
+        "15",
+        "-t",
+        "7s",
+        "--test-type",
+        "baseline",
+        "--db",
+        sqlite_url,
+        "--json",
+        "-q",
+        cwd=tmp_path,
+    )
     assert res.code == 0, res.stderr
     s = res.summary
     assert s["failures"] == 0, [e for e in s["endpoints"] if e["failures"]]
@@ -50,10 +68,35 @@ def _collapse(values: list[int]) -> list[int]:
 
 
 def test_complete_suite_runs_every_shape_with_its_profile(demo_target: Target, pg_url: str, tmp_path: Path) -> None:
-    res = benchlab("run", "-f", "locustfile.py", "--user-class", "HealthCheckUser", "--host", demo_target.url,
-                   "-u", "4", "-r", "4", "-t", "9s", "--test-type", "complete", "--stress-steps", "2",
-                   "--spike-factor", "3", "--slo-p95-ms", "5000", "--db", pg_url, "--json", "-q", cwd=tmp_path,
-                   timeout=300)
+    res = benchlab(
+        "run",
+        "-f",
+        "locustfile.py",
+        "--user-class",
+        "HealthCheckUser",
+        "--host",
+        demo_target.url,
+        "-u",
+        "4",
+        "-r",
+        "4",
+        "-t",
+        "9s",
+        "--test-type",
+        "complete",
+        "--stress-steps",
+        "2",
+        "--spike-factor",
+        "3",
+        "--slo-p95-ms",
+        "5000",
+        "--db",
+        pg_url,
+        "--json",
+        "-q",
+        cwd=tmp_path,
+        timeout=300,
+    )
     assert res.code == 0, res.stderr
     suite = res.summary["suite_runs"]
     assert [r["test_type"] for r in suite] == ["baseline", "load", "stress", "spike", "soak"]

@@ -46,13 +46,21 @@ http_requests_total{status="500"} 99.0
 
 def test_default_mapping_reads_the_demo_worker_page() -> None:
     got = scrape_totals(PAGE, ScrapeSpec(url="http://t/metrics"))
-    assert got == ScrapeTotals(processing_sum=pytest.approx(2.1), processing_count=42.0, processed=42.0,
-                               failed=3.0, published=None, length=7.0, backlog_age=2.5)
+    assert got == ScrapeTotals(
+        processing_sum=pytest.approx(2.1),
+        processing_count=42.0,
+        processed=42.0,
+        failed=3.0,
+        published=None,
+        length=7.0,
+        backlog_age=2.5,
+    )
 
 
 def test_mapping_is_configurable_and_type_checked() -> None:
-    spec = ScrapeSpec(url="http://t/metrics", processed="http_requests", failed="demo_queue_length",
-                      length="demo_jobs_processed")
+    spec = ScrapeSpec(
+        url="http://t/metrics", processed="http_requests", failed="demo_queue_length", length="demo_jobs_processed"
+    )
     got = scrape_totals(PAGE, spec)
     assert got.processed == 99.0
     assert got.failed is None  # a gauge is not a counter
@@ -107,8 +115,11 @@ label = "benchlab:demo:jobs"
 processing = "demo_job_processing_seconds"
 """)
     settings = resolve_settings(SidecarSettings(targets=(Target(service="db", pid=7),), config=path))
-    assert settings.targets == (Target(service="db", pid=7), Target(service="api", port=8000),
-                                Target(service="worker", pattern=r"worker\.py"))
+    assert settings.targets == (
+        Target(service="db", pid=7),
+        Target(service="api", port=8000),
+        Target(service="worker", pattern=r"worker\.py"),
+    )
     redis_spec, rabbit, scrape = settings.probes
     assert isinstance(redis_spec, RedisListSpec) and redis_spec.published_key == "benchlab:demo:published"
     assert rabbit == RabbitQueueSpec(url="amqp://guest:guest@rabbitmq:5672/%2F", name="orders")
@@ -122,13 +133,16 @@ def test_json_config(tmp_path: Path) -> None:
     assert load_config(path) == ((Target(service="box", cgroup="system.slice/x.scope"),), ())
 
 
-@pytest.mark.parametrize(("text", "fragment"), [
-    ("[[target]]\nservice = 'a'\npid = 1\nport = 2\n", "[[target]] #1"),
-    ("[[redis]]\nurl = 'redis://x'\n", "[[redis]] #1"),
-    ("[[scrape]]\nurl = 'http://x'\nwhat = 1\n", "unexpected keyword"),
-    ("[[kafka]]\n", "unknown sections"),
-    ("[[target]\n", "bad sidecar config"),
-])
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("[[target]]\nservice = 'a'\npid = 1\nport = 2\n", "[[target]] #1"),
+        ("[[redis]]\nurl = 'redis://x'\n", "[[redis]] #1"),
+        ("[[scrape]]\nurl = 'http://x'\nwhat = 1\n", "unexpected keyword"),
+        ("[[kafka]]\n", "unknown sections"),
+        ("[[target]\n", "bad sidecar config"),
+    ],
+)
 def test_bad_configs_raise_one_line_value_errors(tmp_path: Path, text: str, fragment: str) -> None:
     path = tmp_path / "bad.toml"
     path.write_text(text)
@@ -148,15 +162,25 @@ def test_settings_are_checked() -> None:
 
 def test_queue_metrics_carry_queue_and_backend_labels() -> None:
     readings = (
-        QueueReading(queue="jobs", backend="redis", length=5, publish_rate=2.0, consume_rate=1.0,
-                     backlog_age_seconds=3.5, published=10.0, consumed=4.0),
+        QueueReading(
+            queue="jobs",
+            backend="redis",
+            length=5,
+            publish_rate=2.0,
+            consume_rate=1.0,
+            backlog_age_seconds=3.5,
+            published=10.0,
+            consumed=4.0,
+        ),
         QueueReading(queue="jobs", backend="scrape", processing_seconds=0.25, error_rate=0.1, consumed=9.0),
     )
     registry = CollectorRegistry()
     registry.register(SidecarCollector(snapshot=lambda: Snapshot(queues=readings, pending_rows=3)))
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(generate_latest(registry).decode())
-               for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    }
     redis_labels = (("backend", "redis"), ("queue", "jobs"))
     scrape_labels = (("backend", "scrape"), ("queue", "jobs"))
     assert samples[("benchlab_queue_length", redis_labels)] == 5

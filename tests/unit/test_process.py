@@ -29,11 +29,24 @@ class FakeProc:
         (root / "net").mkdir(parents=True)
         self.net_dev(0, 0)
 
-    def add(self, pid: int, *, ppid: int = 1, comm: str = "app", cmdline: str = "app", start: int = OLD,
-            cpu: tuple[int, int, int, int] = (0, 0, 0, 0), threads: int = 1, rss_pages: int = 10,
-            io: tuple[int, int] = (0, 0), fds: int = 3, state: str = "S") -> None:
-        self.procs[pid] = dict(ppid=ppid, comm=comm, start=start, cpu=cpu, threads=threads, rss_pages=rss_pages,
-                               io=io, state=state)
+    def add(
+        self,
+        pid: int,
+        *,
+        ppid: int = 1,
+        comm: str = "app",
+        cmdline: str = "app",
+        start: int = OLD,
+        cpu: tuple[int, int, int, int] = (0, 0, 0, 0),
+        threads: int = 1,
+        rss_pages: int = 10,
+        io: tuple[int, int] = (0, 0),
+        fds: int = 3,
+        state: str = "S",
+    ) -> None:
+        self.procs[pid] = dict(
+            ppid=ppid, comm=comm, start=start, cpu=cpu, threads=threads, rss_pages=rss_pages, io=io, state=state
+        )
         d = self.root / str(pid)
         (d / "fd").mkdir(parents=True)
         for i in range(fds):
@@ -59,17 +72,20 @@ class FakeProc:
         (self.root / "net" / "ns").touch()
         (self.root / "net" / "dev").write_text(
             "Inter-|   Receive |  Transmit\n face |bytes packets|bytes packets\n"
-            f"    lo: {rx} 1 0 0 0 0 0 0 {tx} 1 0 0 0 0 0 0\n  eth0: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n")
+            f"    lo: {rx} 1 0 0 0 0 0 0 {tx} 1 0 0 0 0 0 0\n  eth0: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0\n"
+        )
 
     def _write(self, pid: int) -> None:
         p = self.procs[pid]
         u, s, cu, cs = p["cpu"]  # type: ignore[misc]
         (self.root / str(pid) / "stat").write_text(
             f"{pid} ({p['comm']}) {p['state']} {p['ppid']} {pid} {pid} 0 -1 0 0 0 0 0 {u} {s} {cu} {cs} 20 0 "
-            f"{p['threads']} 0 {p['start']} 1000000 {p['rss_pages']} 18446744073709551615 0 0 0 0 0 0 0\n")
+            f"{p['threads']} 0 {p['start']} 1000000 {p['rss_pages']} 18446744073709551615 0 0 0 0 0 0 0\n"
+        )
         r, w = p["io"]  # type: ignore[misc]
         (self.root / str(pid) / "io").write_text(
-            f"rchar: 1\nwchar: 1\nsyscr: 1\nsyscw: 1\nread_bytes: {r}\nwrite_bytes: {w}\ncancelled_write_bytes: 0\n")
+            f"rchar: 1\nwchar: 1\nsyscr: 1\nsyscw: 1\nread_bytes: {r}\nwrite_bytes: {w}\ncancelled_write_bytes: 0\n"
+        )
 
 
 class Clock:
@@ -134,7 +150,8 @@ def test_newborns_count_whole_and_a_reaped_child_is_not_counted_twice(proc: Fake
 
 
 def test_a_replaced_process_is_a_restart_and_each_change_is_logged_once(
-        proc: FakeProc, caplog: pytest.LogCaptureFixture) -> None:
+    proc: FakeProc, caplog: pytest.LogCaptureFixture
+) -> None:
     proc.add(100, comm="python3", cmdline="python3 worker.py --queue jobs")
     proc.add(150, comm="python3", cmdline="python3 other.py")
     clock = Clock()
@@ -166,16 +183,20 @@ def test_zombies_are_not_live_processes(proc: FakeProc) -> None:
     assert reading.process_count == 1
 
 
-def test_cgroup_target_finds_the_v1_hierarchy(proc: FakeProc, tmp_path: Path,
-                                              caplog: pytest.LogCaptureFixture) -> None:
+def test_cgroup_target_finds_the_v1_hierarchy(proc: FakeProc, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     cgroups = tmp_path / "cgroup"
     (cgroups / "pids" / "docker" / "abc").mkdir(parents=True)
     (cgroups / "pids" / "docker" / "abc" / "cgroup.procs").write_text("100\n101\n999\n")  # 999 is gone
     proc.add(100)
     proc.add(101, ppid=100)
     proc.add(102)
-    s = sampler(proc, Clock(), Target(service="box", cgroup="/docker/abc/"), Target(service="none", cgroup="nope"),
-                cgroup_root=str(cgroups))
+    s = sampler(
+        proc,
+        Clock(),
+        Target(service="box", cgroup="/docker/abc/"),
+        Target(service="none", cgroup="nope"),
+        cgroup_root=str(cgroups),
+    )
     caplog.set_level(logging.WARNING, logger="metrics.process")
     box, none = s.sample()
     assert (box.service, box.process_count, none.process_count) == ("box", 2, 0)
@@ -184,22 +205,37 @@ def test_cgroup_target_finds_the_v1_hierarchy(proc: FakeProc, tmp_path: Path,
 
 
 def test_stat_lines_with_odd_names_and_net_dev_pages_parse() -> None:
-    raw = (b"42 (a) b (c)) R 7 42 42 0 -1 0 0 0 0 0 11 22 33 44 20 0 5 0 777 1000 88 0 0 0 0 0 0 0 0\n")
+    raw = b"42 (a) b (c)) R 7 42 42 0 -1 0 0 0 0 0 11 22 33 44 20 0 5 0 777 1000 88 0 0 0 0 0 0 0 0\n"
     stat = parse_stat(raw)
     assert (stat.ppid, stat.comm, stat.state, stat.start, stat.cpu, stat.threads, stat.rss_pages) == (
-        7, "a) b (c)", "R", 777, 110, 5, 88)
-    page = ("Inter-| Receive | Transmit\n face |bytes|bytes\n"
-            "    lo: 100 1 0 0 0 0 0 0 50 1 0 0 0 0 0 0\n  eth0: 7 1 0 0 0 0 0 0 3 1 0 0 0 0 0 0\n")
+        7,
+        "a) b (c)",
+        "R",
+        777,
+        110,
+        5,
+        88,
+    )
+    page = (
+        "Inter-| Receive | Transmit\n face |bytes|bytes\n"
+        "    lo: 100 1 0 0 0 0 0 0 50 1 0 0 0 0 0 0\n  eth0: 7 1 0 0 0 0 0 0 3 1 0 0 0 0 0 0\n"
+    )
     assert read_net_dev(page) == (107, 53)
 
 
-@pytest.mark.parametrize(("spec", "expected"), [
-    ("pid:4242", Target(service="pid-4242", pid=4242)),
-    ("api=port:8000", Target(service="api", port=8000)),
-    ("process:gunicorn: master", Target(service="gunicorn: master", pattern="gunicorn: master")),
-    ("w=process:a=b", Target(service="w", pattern="a=b")),
-    ("cgroup:system.slice/docker-1.scope/", Target(service="docker-1.scope", cgroup="system.slice/docker-1.scope/")),
-])
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("pid:4242", Target(service="pid-4242", pid=4242)),
+        ("api=port:8000", Target(service="api", port=8000)),
+        ("process:gunicorn: master", Target(service="gunicorn: master", pattern="gunicorn: master")),
+        ("w=process:a=b", Target(service="w", pattern="a=b")),
+        (
+            "cgroup:system.slice/docker-1.scope/",
+            Target(service="docker-1.scope", cgroup="system.slice/docker-1.scope/"),
+        ),
+    ],
+)
 def test_target_specs(spec: str, expected: Target) -> None:
     assert parse_target(spec) == expected
 
@@ -207,8 +243,9 @@ def test_target_specs(spec: str, expected: Target) -> None:
 def test_target_flags_take_the_service_flag_unless_named() -> None:
     assert target_from_flag("pid", "12", service="api") == Target(service="api", pid=12)
     assert target_from_flag("port", "web=80", service="api") == Target(service="web", port=80)
-    assert target_from_flag("process", r"celery\s+worker") == Target(service=r"celery\s+worker",
-                                                                     pattern=r"celery\s+worker")
+    assert target_from_flag("process", r"celery\s+worker") == Target(
+        service=r"celery\s+worker", pattern=r"celery\s+worker"
+    )
 
 
 @pytest.mark.parametrize("spec", ["pid:abc", "port:70000", "pid:0", "host:1", "process:(", "process:", "api=pid:"])
@@ -219,13 +256,25 @@ def test_bad_target_specs_raise_one_line_value_errors(spec: str) -> None:
 
 
 def test_service_metrics_use_base_units_and_counter_suffixes() -> None:
-    reading = ServiceReading(service="api", process_count=3, restarts=2, cpu_percent=150.0, cpu_percent_total=75.0,
-                             rss_bytes=1 << 20, threads=9, open_fds=None, cpu_seconds=12.5, disk_write_bytes=4096.0)
+    reading = ServiceReading(
+        service="api",
+        process_count=3,
+        restarts=2,
+        cpu_percent=150.0,
+        cpu_percent_total=75.0,
+        rss_bytes=1 << 20,
+        threads=9,
+        open_fds=None,
+        cpu_seconds=12.5,
+        disk_write_bytes=4096.0,
+    )
     registry = CollectorRegistry()
     registry.register(SidecarCollector(snapshot=lambda: Snapshot(services=(reading,), ticks=7)))
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(generate_latest(registry).decode())
-               for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in family.samples
+    }
     svc = (("service", "api"),)
     assert samples[("benchlab_process_cpu_ratio", svc)] == 1.5
     assert samples[("benchlab_process_cpu_all_cores_ratio", svc)] == 0.75
