@@ -14,6 +14,8 @@ import uuid
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from locust import TaskSet, task
+
 CONTENT_TYPES = ("simple", "medium", "complex")
 JOB_KINDS = ("notify", "render", "index")
 TOPICS = ("observability", "load testing", "capacity planning", "caching", "queues", "release notes")
@@ -200,3 +202,25 @@ class TokenSession:
         self.access_token = str(body["access_token"])
         self.ttl = float(body["expires_in"])
         self.expires_at = time.monotonic() + self.ttl
+
+
+class ContentTasks(TaskSet):
+    """Content generation mix shared by the Locust files: mostly cheap types, some read-backs."""
+
+    @task(6)
+    def simple(self) -> None:
+        generate(self.client, "simple")
+
+    @task(3)
+    def medium(self) -> None:
+        generate(self.client, "medium")
+
+    @task(1)
+    def complex(self) -> None:
+        generate(self.client, "complex")
+
+    @task(2)
+    def generate_then_read(self) -> None:
+        item = generate(self.client, random.choice(CONTENT_TYPES))
+        if item is not None:
+            read_content(self.client, int(item["id"]))

@@ -17,6 +17,7 @@ import gevent
 from checks import (
     CONTENT_TYPES,
     JOB_KINDS,
+    ContentTasks,
     TokenSession,
     enqueue_job,
     expect_text,
@@ -56,24 +57,7 @@ class ContentGenerationUser(FastHttpUser):
 
     weight = 3
     wait_time = between(1, 3)
-
-    @task(5)
-    def simple(self) -> None:
-        generate(self.client, "simple")
-
-    @task(3)
-    def medium(self) -> None:
-        generate(self.client, "medium")
-
-    @task(1)
-    def complex(self) -> None:
-        generate(self.client, "complex")
-
-    @task(2)
-    def generate_and_read(self) -> None:
-        item = generate(self.client, random.choice(CONTENT_TYPES))
-        if item is not None:
-            read_content(self.client, int(item["id"]))
+    tasks = [ContentTasks]
 
 
 class APIExplorationUser(FastHttpUser):

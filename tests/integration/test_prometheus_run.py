@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -13,47 +12,13 @@ from typing import Any
 
 import pytest
 from conftest import REPO
+from promserver import PROMETHEUS, query, start_prometheus, stop_process
 from sqlalchemy import select
 from target_fixture import Target, free_port
-from test_prometheus_sidecar import query
 
 from metrics.model import ResourceSample
 from metrics.settings import StoreSettings
 from metrics.store import Store
-
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
-
-
-def _start_prometheus(tmp_path: Path, runner: int, sidecar: int) -> tuple[subprocess.Popen[bytes], str]:
-    web = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s}\nscrape_configs:\n"
-        f"  - job_name: runner\n    static_configs: [{{targets: ['127.0.0.1:{runner}']}}]\n"
-        f"  - job_name: sidecar\n    static_configs: [{{targets: ['127.0.0.1:{sidecar}']}}]\n"
-    )
-    log = (tmp_path / "prometheus.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{web}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    return proc, f"http://127.0.0.1:{web}"
-
-
-def _stop(proc: subprocess.Popen[Any]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 @pytest.mark.skipif(not Path(PROMETHEUS).exists(), reason="Debian's prometheus package is not installed")
@@ -79,7 +44,7 @@ def test_prometheus_sees_runner_and_sidecar_with_run_labels(
         ],
         cwd=REPO,
     )
-    prom, base = _start_prometheus(tmp_path, runner_port, sidecar_port)
+    prom, base = start_prometheus(tmp_path, {"runner": runner_port, "sidecar": sidecar_port})
     run = subprocess.Popen(
         [
             *cli,
@@ -129,9 +94,9 @@ def test_prometheus_sees_runner_and_sidecar_with_run_labels(
             time.sleep(0.5)
         out, _ = run.communicate(timeout=120)
     finally:
-        _stop(run)
-        _stop(prom)
-        _stop(sidecar)
+        stop_process(run)
+        stop_process(prom)
+        stop_process(sidecar)
     assert run.returncode == 0
     summary = json.loads(out.strip().splitlines()[-1])
     log = (tmp_path / "prometheus.log").read_text()[-1500:]

@@ -6,12 +6,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
-import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +16,12 @@ from typing import Any
 
 import pytest
 import redis
+from promserver import PROMETHEUS, free_port, query, start_prometheus, stop_process
 
 from metrics.process import Target
 from metrics.sidecar import SidecarSettings, probe_from_flag, run_sidecar
 
 REPO = Path(__file__).resolve().parents[2]
-PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
 needs_prometheus = pytest.mark.skipif(
     not (os.access(PROMETHEUS, os.X_OK) and os.access(PROMTOOL, os.X_OK)),
@@ -136,22 +133,6 @@ def test_recording_and_alert_rules_compute_what_they_claim(tmp_path: Path) -> No
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def query(base: str, promql: str) -> list[dict[str, Any]]:
-    url = f"{base}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-    try:
-        with urllib.request.urlopen(url, timeout=2) as resp:
-            body = json.loads(resp.read())
-    except OSError:
-        return []  # not up yet
-    return list(body["data"]["result"]) if body.get("status") == "success" else []
-
-
 @pytest.fixture
 def sidecar_port() -> Iterator[tuple[int, str]]:
     """A running sidecar (this test process and a Redis list) serving /metrics; its port and queue label."""
@@ -178,25 +159,7 @@ def sidecar_port() -> Iterator[tuple[int, str]]:
 @needs_prometheus
 def test_prometheus_scrapes_the_sidecar(tmp_path: Path, sidecar_port: tuple[int, str]) -> None:
     port, queue = sidecar_port
-    web = free_port()
-    config = tmp_path / "prometheus.yml"
-    config.write_text(
-        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
-        f"rule_files: [{json.dumps(str(REPO / 'prometheus/rules.yml'))}]\n"
-        f"scrape_configs:\n  - job_name: sidecar\n    static_configs: [{{targets: ['127.0.0.1:{port}']}}]\n"
-    )
-    log = (tmp_path / "prometheus.log").open("w")
-    prom = subprocess.Popen(
-        [
-            PROMETHEUS,
-            f"--config.file={config}",
-            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{web}",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{web}"
+    prom, base = start_prometheus(tmp_path, {"sidecar": port}, rules=REPO / "prometheus/rules.yml")
     wanted = {
         "memory": 'benchlab_process_resident_memory_bytes{job="sidecar",service="tests"}',
         "cpu": 'benchlab_process_cpu_seconds_total{service="tests"}',
@@ -213,13 +176,7 @@ def test_prometheus_scrapes_the_sidecar(tmp_path: Path, sidecar_port: tuple[int,
                     found[name] = result
             time.sleep(0.5)
     finally:
-        prom.terminate()
-        try:
-            prom.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            prom.kill()
-            prom.wait()
-        log.close()
+        stop_process(prom)
     assert set(found) == set(wanted), f"missing {set(wanted) - set(found)}"
     assert float(found["memory"][0]["value"][1]) > 10e6  # this pytest process holds tens of MB
     assert float(found["queue"][0]["value"][1]) == 1
