@@ -15,6 +15,12 @@ from metrics.store import EventRow
 _CLAIM = ".claimed-"
 
 
+def _written_order(path: Path) -> tuple[int, int]:
+    """(time_ns, sequence) from `run<id>-<label>-<pid>-<ns>-<seq>.jsonl`."""
+    *_, ns, seq = path.stem.split("-")
+    return int(ns), int(seq)
+
+
 @dataclass(frozen=True)
 class Batch:
     """A spooled batch: the rows of one flush, with the run and worker they belong to."""
@@ -64,7 +70,7 @@ class Spool:
         if not self.directory.is_dir():
             return []
         pattern = f"run{run_id}-*.jsonl" if run_id is not None else "run*.jsonl"
-        return sorted(self.directory.glob(pattern), key=lambda p: p.name.split("-")[-2:])
+        return sorted(self.directory.glob(pattern), key=_written_order)
 
     def claim(self, path: Path) -> Path | None:
         """Take a file for replay by renaming it; None when another process took it first."""

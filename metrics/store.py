@@ -6,6 +6,7 @@ import csv
 import io
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,10 @@ from metrics.model import Base, QueueSample, RequestSample, ResourceSample, Run,
 from metrics.sample import COLUMNS, Sample, as_row
 from metrics.settings import RunMeta, StoreSettings
 
-BENCHLAB_VERSION = "0.1.0"
+try:
+    BENCHLAB_VERSION = version("benchlab")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    BENCHLAB_VERSION = "unknown"
 EventRow = tuple[int, float, str, int | None, str | None, dict[str, Any] | None]
 """(run id, epoch s, kind, user count, message, data) of one run event."""
 # Strings are always quoted (QUOTE_NONNUMERIC), so a quoted empty field in a nullable column is NULL.

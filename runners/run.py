@@ -31,7 +31,7 @@ from runners.progress import watch
 from runners.settings import RunSpec
 from runners.shape import make_shape
 from runners.summary import Totals, as_json, run_columns, table
-from runners.swarm import Swarm, load_users, worker_command
+from runners.swarm import Outcome, Swarm, load_users, worker_command
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -158,7 +158,7 @@ def _exporter(spec: RunSpec, env: Environment, run_id: int, tally: Tally) -> Cal
         raise RunFailed(f"cannot serve /metrics on {spec.metrics_bind}:{spec.metrics_port}: {exc}") from None
 
 
-def _drive(spec: RunSpec, swarm: Swarm, run_id: int) -> Any:
+def _drive(spec: RunSpec, swarm: Swarm, run_id: int) -> Outcome:
     if spec.meta.workers == 0:
         return swarm.run_local()
     port = free_port()
