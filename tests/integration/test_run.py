@@ -220,3 +220,75 @@ def test_env_vars_are_the_fallback(locustfile: Path, demo_target: Target, sqlite
     run = _store(sqlite_url).get_run(res.summary["run_id"])
     assert run is not None
     assert (run.app_version, run.users, run.test_type, run.planned_duration_s) == ("9.9", 3, "baseline", 3.0)
+
+
+def test_progress_line_goes_to_stderr_unless_quiet(locustfile: Path, demo_target: Target, sqlite_url: str) -> None:
+    loud = benchlab(
+        "run",
+        "-f",
+        str(locustfile),
+        "--host",
+        demo_target.url,
+        "-u",
+        "3",
+        "-r",
+        "3",
+        "-t",
+        "7s",
+        "--test-type",
+        "baseline",
+        "--db",
+        sqlite_url,
+    )
+    assert loud.code == 0, loud.stderr
+    lines = [line for line in loud.stderr.splitlines() if line.startswith("[0:0")]
+    assert lines and "/0:07] users 3" in lines[-1] and "p95(10s)" in lines[-1] and "failures 0" in lines[-1]
+    quiet = benchlab(
+        "run",
+        "-f",
+        str(locustfile),
+        "--host",
+        demo_target.url,
+        "-u",
+        "3",
+        "-r",
+        "3",
+        "-t",
+        "6s",
+        "--test-type",
+        "baseline",
+        "--db",
+        sqlite_url,
+        "-q",
+    )
+    assert quiet.code == 0 and "p95(10s)" not in quiet.stderr
+
+
+def test_replay_command_writes_leftover_spool(sqlite_url: str, tmp_path: Path) -> None:
+    from metrics.settings import RunMeta
+    from metrics.spool import Spool
+
+    store = Store(settings=StoreSettings(url=sqlite_url)).open()
+    meta = RunMeta(
+        scenario="r",
+        test_type="load",
+        app_version="1",
+        environment="t",
+        host="http://x",
+        locustfile="f",
+        user_classes=(),
+        users=1,
+        spawn_rate=1.0,
+        planned_duration_s=1.0,
+        workers=0,
+    )
+    run_id = store.start_run(meta)
+    spool = Spool(directory=tmp_path / "spool")
+    for n in range(3):
+        spool.put(run_id, "w1", [(1.7e9 + i, f"/p{n}", "GET", 1.5, 1, None, 200, True, None) for i in range(100)])
+    res = benchlab("replay", "--db", sqlite_url, "--spool-dir", str(tmp_path / "spool"))
+    assert res.code == 0, res.stderr
+    assert "replayed 300 samples; 0 spooled files left" in res.stdout
+    assert store.count_samples(run_id) == 300 and not spool.pending()
+    again = benchlab("replay", "--db", sqlite_url, "--spool-dir", str(tmp_path / "spool"))
+    assert again.code == 0 and "replayed 0 samples" in again.stdout
