@@ -135,6 +135,8 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
     from runners.run import resolve_locustfile
     from runners.settings import OutputSettings, RunSpec, ShapeSettings
 
+    if ns.test_type not in TEST_TYPES:  # argparse checks choices on flags only, not on env defaults
+        raise BadInput(f"bad test type {ns.test_type!r} (TEST_TYPE): expected one of {', '.join(TEST_TYPES)}")
     if not ns.locustfile:
         raise BadInput("no locustfile: pass -f/--locustfile")
     if not ns.host:
@@ -197,6 +199,9 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
 
 
 def _git_commit(path: Path) -> str | None:
+    """Commit of the locustfile's repository, or BENCHLAB_GIT_COMMIT where there is no git (containers)."""
+    if commit := _env("BENCHLAB_GIT_COMMIT"):
+        return commit
     try:
         out = subprocess.run(
             ["git", "-C", str(path.resolve().parent), "rev-parse", "HEAD"],

@@ -181,6 +181,22 @@ def test_bad_input_exits_2_with_one_line_and_writes_nothing(
     assert not db.parent.exists() and not (tmp_path / "results").exists()
 
 
+def test_bad_env_value_exits_2(locustfile: Path, tmp_path: Path) -> None:
+    res = benchlab(
+        "run",
+        "-f",
+        str(locustfile),
+        "--host",
+        "http://127.0.0.1:9",
+        "-t",
+        "2s",
+        cwd=tmp_path,
+        env={"TEST_TYPE": "chaos"},
+    )
+    assert res.code == 2 and "bad test type 'chaos' (TEST_TYPE)" in res.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_unreachable_target_exits_1(locustfile: Path, sqlite_url: str, tmp_path: Path) -> None:
     res = benchlab(
         "run", "-f", str(locustfile), "--host", "http://127.0.0.1:9", "-t", "2s", "--db", sqlite_url, cwd=tmp_path
