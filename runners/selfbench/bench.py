@@ -103,6 +103,11 @@ def _best(runs: Sequence[Load]) -> Load:
     return max(runs, key=lambda r: r.rps)
 
 
+def _round_ratios(tops: Sequence[Load], bottoms: Sequence[Load]) -> list[float]:
+    """Ratio of each round's pair of runs, to show how much the best-of figure rests on one lucky run."""
+    return [round(t.rps / b.rps, 3) for t, b in zip(tops, bottoms, strict=True)]
+
+
 def measure_p1(bench: Bench) -> list[Figure]:
     """benchlab's rps with collectors over bare Locust's, same file, target and users; best of each."""
     plan, bare, lab = bench.plan, [], []
@@ -120,6 +125,7 @@ def measure_p1(bench: Bench) -> list[Figure]:
         "bare": [r.brief() for r in bare],
         "benchlab": [r.brief() for r in lab],
         "wall_ratio": wall_lab / wall_bare,
+        "round_ratios": _round_ratios(lab, bare),
     }
     value = _best(lab).rps / _best(bare).rps
     return [
@@ -172,6 +178,7 @@ def measure_p7(bench: Bench) -> list[Figure]:
         "cores": os.cpu_count(),
         "workers_0": [r.brief() for r in one],
         "workers_2": [r.brief() for r in two],
+        "round_ratios": _round_ratios(two, one),
     }
     value = _best(two).rps / _best(one).rps
     return [Figure(key="P7", label="rps --workers 2 / --workers 0", value=value, op=">=", goal=1.7, details=details)]
