@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
@@ -24,45 +23,50 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     BENCHLAB_VERSION = "unknown"
 EventRow = tuple[int, float, str, int | None, str | None, dict[str, Any] | None]
 """(run id, epoch s, kind, user count, message, data) of one run event."""
-# Strings are always quoted (QUOTE_NONNUMERIC), so a quoted empty field in a nullable column is NULL.
-_COPY_SQL = (
-    "COPY request_samples (run_id, worker, " + ", ".join(COLUMNS) + ") FROM STDIN WITH (FORMAT csv,"
-    " FORCE_NULL (worker, response_length, request_length, status_code, error))"
-)
+# CSV with NULL as an unquoted empty field (COPY's default); strings are always quoted, so "" stays ''.
+_COPY_SQL = "COPY request_samples (run_id, worker, " + ", ".join(COLUMNS) + ") FROM STDIN WITH (FORMAT csv)"
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '""').replace("\x00", "") + '"'
 
 
 class _CsvStream(io.TextIOBase):
     """File-like CSV of samples, formatted chunk by chunk as COPY reads, so the server parses while we format."""
 
-    def __init__(self, run_id: int, worker: str | None, rows: Sequence[Sample], chunk: int = 2000) -> None:
+    def __init__(self, run_id: int, worker: str | None, rows: Sequence[Sample], chunk: int = 5000) -> None:
         self._rows = rows
         self._pos = 0
         self._chunk = chunk
-        self._head = (run_id, worker)
-        self._buf = io.StringIO()
-        self._write = csv.writer(self._buf, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n").writerow
-        self._stamps: dict[int, str] = {}
+        self._head = f"{run_id},{'' if worker is None else _quote(worker)},"
+        self._seconds: dict[int, str] = {}
+        self._names: dict[tuple[str, str], str] = {}
 
     def _stamp(self, ts: float) -> str:
         sec = int(ts)
-        prefix = self._stamps.get(sec)
+        prefix = self._seconds.get(sec)
         if prefix is None:
-            prefix = self._stamps[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        return f"{prefix}.{round((ts - sec) * 1e6):06d}+00"
+            prefix = self._seconds[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%d %H:%M:%S.")
+        return f"{prefix}{min(round((ts - sec) * 1e6), 999_999):06d}+00"
 
     def read(self, size: int | None = -1) -> str:
         """Next chunk of CSV text; empty at the end."""
         end = min(self._pos + self._chunk, len(self._rows))
         if self._pos >= end:
             return ""
-        self._buf.seek(0)
-        self._buf.truncate()
-        run_id, worker = self._head
-        write, stamp = self._write, self._stamp
+        head, stamp, names = self._head, self._stamp, self._names
+        lines = []
         for ts, name, method, rt, resp_len, req_len, status, ok, error in self._rows[self._pos : end]:
-            write((run_id, worker, stamp(ts), name, method, rt, resp_len, req_len, status, ok, error))
+            pair = names.get((name, method))
+            if pair is None:
+                pair = names[(name, method)] = f"{_quote(name)},{_quote(method)}"
+            lines.append(
+                f"{head}{stamp(ts)},{pair},{rt!r},{'' if resp_len is None else resp_len},"
+                f"{'' if req_len is None else req_len},{'' if status is None else status},{'t' if ok else 'f'},"
+                f"{'' if error is None else _quote(error)}\n"
+            )
         self._pos = end
-        return self._buf.getvalue()
+        return "".join(lines)
 
 
 class BadStoreUrl(ValueError):

@@ -9,11 +9,11 @@ import os
 from pathlib import Path
 from typing import Any
 
-from metrics.collector import replay_spool
 from metrics.sample import COLUMNS
 from metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, StoreSettings
 from metrics.spool import Spool
 from metrics.store import BadStoreUrl, Store, StoreUnavailable, parse_url
+from metrics.writer import replay_spool
 from runners.errors import EXIT_FAILED, EXIT_OK, BadInput, RunFailed
 from runners.settings import TargetSettings
 

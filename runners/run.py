@@ -9,21 +9,24 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import gevent
+import locust
 from locust import User
 from locust.env import Environment
 
-from metrics.collector import RequestCollector, replay_spool
+from metrics.collector import Observer, RequestCollector
 from metrics.exporter import REPORT_KEY, RunLabels, RunnerCollector, Tally
 from metrics.exporter import serve as serve_metrics
 from metrics.query import EndpointStats, endpoint_stats
 from metrics.spool import Spool
 from metrics.store import Store, StoreUnavailable, first_line
+from metrics.writer import CollectorStats, WriterProcess, replay_spool
 from runners.errors import EXIT_FAILED, EXIT_OK, RunFailed
 from runners.health import check_target
 from runners.monitor import start_monitor
@@ -84,23 +87,19 @@ def run_suite(spec: RunSpec, users: list[type[User]], store: Store) -> list[RunR
 def run_once(spec: RunSpec, users: list[type[User]], store: Store) -> RunResult:
     """One run: start it in the store, drive Locust, flush every sample, finish it with exact numbers."""
     shape = make_shape(spec.shape)
-    meta = replace(spec.meta, planned_duration_s=shape.planned_duration())
-    run_id = store.start_run(meta)
-    spool = Spool(directory=spec.store.spool_dir)
+    run_id = store.start_run(replace(spec.meta, planned_duration_s=shape.planned_duration()))
     tally = Tally()
-    collector = RequestCollector(
-        store=store, spool=spool, run_id=run_id, settings=spec.collector, observers=[tally.observe]
-    ).start()
+    sink = WriterProcess(store=spec.store, run_id=run_id, worker=None, settings=spec.collector)
+    observers: list[Observer] = [tally.observe] if spec.metrics_port is not None and not spec.meta.workers else []
+    collector = RequestCollector(sink=sink, run_id=run_id, settings=spec.collector, observers=observers).start()
     shape.note = lambda kind, message, count: collector.note(kind, message, count)
-    env = Environment(user_classes=users, host=spec.meta.host)
-    if spec.meta.workers == 0:
-        env.events.request.add_listener(collector.on_request)
+    env = Environment(user_classes=users, host=spec.meta.host, events=locust.events)
     swarm = Swarm(env=env, shape=shape, deadline=shape.planned_duration() + 60)
     collector.note("start", f"{spec.meta.test_type} run of {spec.meta.scenario}", 0, workers=spec.meta.workers)
     started = time.monotonic()
-    stop_exporter = _exporter(spec, env, run_id, tally)
-    stop_monitor = start_monitor(spec, run_id)
-    with _signals(swarm.abort):
+    with _attached(env, collector if spec.meta.workers == 0 else None), _signals(swarm.abort):
+        stop_exporter = _exporter(spec, env, run_id, tally)
+        stop_monitor = start_monitor(spec, run_id)
         watcher = watch(env, collector, planned=shape.planned_duration(), quiet=spec.output.quiet)
         try:
             outcome = _drive(spec, swarm, run_id)
@@ -112,7 +111,14 @@ def run_once(spec: RunSpec, users: list[type[User]], store: Store) -> RunResult:
     status = "aborted" if outcome.signal else "failed" if outcome.error else "completed"
     users_left = env.runner.user_count if env.runner else 0
     collector.note("stop", status if not outcome.error else f"{status}: {outcome.error}", users_left)
-    stats = collector.stop()
+    return _finish(spec, store, run_id, collector.stop(), outcome, status, duration)
+
+
+def _finish(
+    spec: RunSpec, store: Store, run_id: int, stats: CollectorStats, outcome: Outcome, status: str, duration: float
+) -> RunResult:
+    """Replay leftovers, compute the exact summary, and close the run row; a DB outage here is retried."""
+    spool = Spool(directory=spec.store.spool_dir)
     spooled = stats.spooled + sum(int(w.get("spooled", 0)) for w in outcome.workers)
     replayed = stats.replayed + sum(int(w.get("replayed", 0)) for w in outcome.workers)
     replayed += _with_retry(lambda: replay_spool(store, spool, run_id), "replay spooled samples", default=0)
@@ -123,15 +129,24 @@ def run_once(spec: RunSpec, users: list[type[User]], store: Store) -> RunResult:
     totals = Totals(
         run_id, status, duration, outcome.total_requests, outcome.failures, stored, spooled, replayed, pending
     )
-    _with_retry(
-        lambda: store.finish_run(run_id, status=status, summary=run_columns(rows, totals)),
-        "finish the run",
-        default=None,
-    )
+    summary = run_columns(rows, totals)
+    _with_retry(lambda: store.finish_run(run_id, status=status, summary=summary), "finish the run", default=None)
     if outcome.error:
         print(f"benchlab: run {run_id} failed: {outcome.error}", file=sys.stderr)
     code = 128 + outcome.signal if outcome.signal else EXIT_FAILED if outcome.error or pending else EXIT_OK
     return RunResult(totals=totals, rows=rows, exit_code=code)
+
+
+@contextmanager
+def _attached(env: Environment, collector: RequestCollector | None) -> Iterator[None]:
+    """Our request hook on Locust's global events for one run only (a suite runs several in one process)."""
+    if collector is not None:
+        env.events.request.add_listener(collector.on_request)
+    try:
+        yield
+    finally:
+        if collector is not None:
+            env.events.request.remove_listener(collector.on_request)
 
 
 def _exporter(spec: RunSpec, env: Environment, run_id: int, tally: Tally) -> Callable[[], None]:
@@ -139,12 +154,12 @@ def _exporter(spec: RunSpec, env: Environment, run_id: int, tally: Tally) -> Cal
     if spec.metrics_port is None:
         return lambda: None
     reported: dict[str, Tally] = {}
+
+    def on_report(client_id: str, data: dict[str, Any]) -> None:
+        if REPORT_KEY in data:
+            reported[client_id] = Tally.from_snapshot(data[REPORT_KEY])
+
     if spec.meta.workers:
-
-        def on_report(client_id: str, data: dict[str, Any]) -> None:
-            if REPORT_KEY in data:
-                reported[client_id] = Tally.from_snapshot(data[REPORT_KEY])
-
         env.events.worker_report.add_listener(on_report)
     labels = RunLabels(run_id, spec.meta.app_version, spec.meta.scenario, spec.meta.test_type)
     collector = RunnerCollector(
@@ -153,9 +168,16 @@ def _exporter(spec: RunSpec, env: Environment, run_id: int, tally: Tally) -> Cal
         labels=lambda: labels,
     )
     try:
-        return serve_metrics(collector, spec.metrics_port, spec.metrics_bind)
+        stop = serve_metrics(collector, spec.metrics_port, spec.metrics_bind)
     except OSError as exc:
         raise RunFailed(f"cannot serve /metrics on {spec.metrics_bind}:{spec.metrics_port}: {exc}") from None
+
+    def stop_all() -> None:
+        stop()
+        if spec.meta.workers:
+            env.events.worker_report.remove_listener(on_report)
+
+    return stop_all
 
 
 def _drive(spec: RunSpec, swarm: Swarm, run_id: int) -> Outcome:
@@ -172,6 +194,7 @@ def _drive(spec: RunSpec, swarm: Swarm, run_id: int) -> Outcome:
                 "worker": f"w{i + 1}",
                 "master_port": port,
                 "db_url": spec.store.url,
+                "tally": spec.metrics_port is not None,
                 "spool_dir": str(spec.store.spool_dir),
             }
         )

@@ -76,7 +76,9 @@ class Swarm:
         self.outcome = Outcome()
         """Filled in as the run ends."""
         self._done = gevent.event.Event()
-        env.events.test_stop.add_listener(lambda **_: self._done.set())
+
+    def _stopped(self, **_: Any) -> None:
+        self._done.set()
 
     def abort(self, signum: int) -> None:
         """Stop the load because of a signal (called from a gevent signal handler)."""
@@ -122,6 +124,8 @@ class Swarm:
     def _drive(self, runner: Runner) -> None:
         self.shape.runner = runner
         self.env.shape_class = self.shape
+        self.env.events.init.fire(environment=self.env, runner=runner, web_ui=None)
+        self.env.events.test_stop.add_listener(self._stopped)
         try:
             runner.start_shape()
             if not self._done.wait(timeout=self.deadline):
@@ -131,6 +135,7 @@ class Swarm:
             self.outcome.error = f"Locust failed: {type(exc).__name__}: {exc}"
         finally:
             runner.quit()
+            self.env.events.test_stop.remove_listener(self._stopped)
         for row in runner.exceptions.values():
             log.warning("user code raised %d time(s): %s", row["count"], row["msg"])
 

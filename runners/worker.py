@@ -10,39 +10,39 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import locust
 from locust.env import Environment
 
-from metrics.collector import RequestCollector
+from metrics.collector import Observer, RequestCollector
 from metrics.exporter import REPORT_KEY, Tally
 from metrics.settings import StoreSettings
-from metrics.spool import Spool
-from metrics.store import Store
+from metrics.writer import WriterProcess
 from runners.swarm import load_users
 
 
 def serve(payload: dict[str, Any]) -> dict[str, Any]:
     """Connect to the master, run users until it says quit, flush every sample; return this worker's report."""
     users = load_users(Path(payload["locustfile"]), tuple(payload["user_classes"]))
-    store = Store(settings=StoreSettings(url=payload["db_url"], spool_dir=Path(payload["spool_dir"])))
     tally = Tally()
-    collector = RequestCollector(
-        store=store,
-        spool=Spool(directory=Path(payload["spool_dir"])),
+    sink = WriterProcess(
+        store=StoreSettings(url=payload["db_url"], spool_dir=Path(payload["spool_dir"])),
         run_id=int(payload["run_id"]),
         worker=payload["worker"],
-        observers=[tally.observe],
-    ).start()
-    env = Environment(user_classes=users, host=payload["host"])
+    )
+    observers: list[Observer] = [tally.observe] if payload.get("tally") else []
+    collector = RequestCollector(sink=sink, run_id=int(payload["run_id"]), observers=observers).start()
+    env = Environment(user_classes=users, host=payload["host"], events=locust.events)
     env.events.request.add_listener(collector.on_request)
-    # The master's /metrics sums the cumulative tallies that ride along with each stats report.
-    env.events.report_to_master.add_listener(lambda client_id, data: data.update({REPORT_KEY: tally.snapshot()}))
+    if payload.get("tally"):
+        # The master's /metrics sums the cumulative tallies that ride along with each stats report.
+        env.events.report_to_master.add_listener(lambda client_id, data: data.update({REPORT_KEY: tally.snapshot()}))
     runner = env.create_worker_runner("127.0.0.1", int(payload["master_port"]))
+    env.events.init.fire(environment=env, runner=runner, web_ui=None)
     # SIGINT goes to the whole process group on Ctrl-C: the master decides; SIGTERM stops this worker cleanly.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gevent.signal_handler(signal.SIGTERM, runner.quit)
     runner.greenlet.join()
     stats = collector.stop()
-    store.close()
     return {
         "worker": payload["worker"],
         "received": stats.received,

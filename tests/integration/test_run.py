@@ -308,3 +308,62 @@ def test_replay_command_writes_leftover_spool(sqlite_url: str, tmp_path: Path) -
     assert store.count_samples(run_id) == 300 and not spool.pending()
     again = benchlab("replay", "--db", sqlite_url, "--spool-dir", str(tmp_path / "spool"))
     assert again.code == 0 and "replayed 0 samples" in again.stdout
+
+
+EVENTS_LOCUSTFILE = """
+import os
+from locust import FastHttpUser, constant, events, task
+
+
+@events.init.add_listener
+def on_init(environment, runner, **kw):
+    with open(os.environ["BENCHLAB_TEST_MARKS"], "a") as fh:
+        fh.write(f"init {type(runner).__name__}\\n")
+
+
+@events.test_start.add_listener
+def on_start(environment, **kw):
+    with open(os.environ["BENCHLAB_TEST_MARKS"], "a") as fh:
+        fh.write("test_start\\n")
+
+
+class Web(FastHttpUser):
+    wait_time = constant(0.05)
+
+    @task
+    def health(self):
+        self.client.get("/health")
+"""
+
+
+@pytest.mark.parametrize("workers", ["0", "1"])
+def test_locustfile_event_listeners_fire(workers: str, demo_target: Target, sqlite_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "with_events.py"
+    path.write_text(EVENTS_LOCUSTFILE)
+    marks = tmp_path / "marks.txt"
+    res = benchlab(
+        "run",
+        "-f",
+        str(path),
+        "--host",
+        demo_target.url,
+        "-u",
+        "2",
+        "-r",
+        "2",
+        "-t",
+        "3s",
+        "--test-type",
+        "baseline",
+        "--workers",
+        workers,
+        "--db",
+        sqlite_url,
+        "-q",
+        "--json",
+        env={"BENCHLAB_TEST_MARKS": str(marks)},
+    )
+    assert res.code == 0, res.stderr
+    lines = marks.read_text().splitlines()
+    expected = {"0": {"init LocalRunner"}, "1": {"init MasterRunner", "init WorkerRunner"}}[workers]
+    assert expected <= set(lines) and "test_start" in lines, lines

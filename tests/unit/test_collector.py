@@ -7,10 +7,11 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from metrics.collector import RequestCollector, replay_spool
+from metrics.collector import RequestCollector
 from metrics.settings import CollectorSettings, RunMeta, StoreSettings
 from metrics.spool import Spool
 from metrics.store import Store
+from metrics.writer import BatchWriter, WriterProcess, replay_spool
 
 META = RunMeta(
     scenario="unit",
@@ -41,7 +42,8 @@ def _store(tmp_path: Path) -> Store:
 def test_hook_records_every_field(tmp_path: Path) -> None:
     store = _store(tmp_path).open()
     run_id = store.start_run(META)
-    collector = RequestCollector(store=store, spool=Spool(directory=tmp_path / "spool"), run_id=run_id, worker="w1")
+    writer = BatchWriter(store=store, spool=Spool(directory=tmp_path / "spool"), run_id=run_id, worker="w1")
+    collector = RequestCollector(sink=writer, run_id=run_id)
     collector.on_request("POST", "/gen", 12.345678, 99, response=_Resp(), exception=None, start_time=1.7e9)
     collector.on_request("GET", "/x", 3.0, 0, response=None, exception=ConnectionError("refused"), start_time=1.7e9)
     collector.flush()
@@ -62,9 +64,9 @@ def test_failed_writes_are_spooled_and_replayed_without_loss(tmp_path: Path) -> 
     store = _store(tmp_path).open()
     run_id = store.start_run(META)
     spool = Spool(directory=tmp_path / "spool")
-    collector = RequestCollector(
-        store=store, spool=spool, run_id=run_id, settings=CollectorSettings(flush_interval=0.05, retry_interval=0.1)
-    ).start()
+    settings = CollectorSettings(flush_interval=0.05, retry_interval=0.1)
+    writer = BatchWriter(store=store, spool=spool, run_id=run_id, worker=None, settings=settings)
+    collector = RequestCollector(sink=writer, run_id=run_id, settings=settings).start()
     for i in range(500):
         collector.on_request("GET", "/a", float(i), 1, start_time=time.time())
     time.sleep(0.3)
@@ -73,7 +75,7 @@ def test_failed_writes_are_spooled_and_replayed_without_loss(tmp_path: Path) -> 
     for i in range(700):
         collector.on_request("GET", "/b", float(i), 1, start_time=time.time())
     time.sleep(0.4)
-    assert collector.stats.spooled == 700 and spool.pending(run_id)
+    assert writer.stats.spooled == 700 and spool.pending(run_id)
     with store.engine.begin() as conn:
         conn.execute(text("ALTER TABLE request_samples_away RENAME TO request_samples"))
     stats = collector.stop()
@@ -101,3 +103,35 @@ def test_spooled_events_replay_into_the_store(tmp_path: Path) -> None:
     assert replay_spool(store, spool) == 1
     assert [e["kind"] for e in store.events(run_id)] == ["users"]
     assert store.count_samples(run_id) == 1
+
+
+def test_writer_process_stores_everything_and_survives_its_own_death(tmp_path: Path) -> None:
+    store = _store(tmp_path).open()
+    run_id = store.start_run(META)
+    sink = WriterProcess(store=store.settings, run_id=run_id, worker="w9")
+    collector = RequestCollector(sink=sink, run_id=run_id, settings=CollectorSettings(flush_interval=0.05)).start()
+    for i in range(3000):
+        collector.on_request("GET", "/a", float(i), 1, start_time=time.time())
+    collector.note("users", "users=3", 3)
+    deadline = time.monotonic() + 20
+    while store.count_samples(run_id) < 3000 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    sink._child.kill()  # the child dies mid-run: the collector must carry on writing from this process
+    for i in range(2000):
+        collector.on_request("GET", "/b", float(i), 1, start_time=time.time())
+    stats = collector.stop()
+    assert store.count_samples(run_id) == 5000
+    assert stats.received == 2000 and stats.stored == 2000
+    assert {r["worker"] for r in store.iter_samples(run_id)} == {"w9"}
+    assert [e["kind"] for e in store.events(run_id)] == ["users"]
+
+
+def test_writer_process_reports_its_counts(tmp_path: Path) -> None:
+    store = _store(tmp_path).open()
+    run_id = store.start_run(META)
+    sink = WriterProcess(store=store.settings, run_id=run_id, worker=None)
+    sink.samples([(1.7e9, "/a", "GET", 1.0, 1, None, 200, True, None)] * 10)
+    stats = sink.finish()
+    assert (stats.received, stats.stored, stats.spooled, stats.pending) == (10, 10, 0, 0)
+    assert sink._child.returncode == 0
