@@ -32,13 +32,12 @@ from typing import NamedTuple
 import psutil
 
 from metrics.exposition import ServiceReading
+from metrics.procfs import CLK_TCK, PAGE_SIZE, ProcStat, read_file, read_io, read_net_dev, read_table
 
-__all__ = ["ProcStat", "ProcessSampler", "Target", "parse_stat", "read_net_dev", "read_table"]
+__all__ = ["ProcessSampler", "Target"]
 
 log = logging.getLogger(__name__)
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 _YOUNG_TICKS = 5 * CLK_TCK
 """A command line read this soon after the process started is read again (it may exec)."""
 _CGROUP_HIERARCHIES = ("", "unified", "systemd", "pids", "memory", "cpu")
@@ -78,77 +77,6 @@ class Target:
         """The selector as `kind:value`."""
         pairs = (("pid", self.pid), ("process", self.pattern), ("port", self.port), ("cgroup", self.cgroup))
         return next(f"{kind}:{value}" for kind, value in pairs if value is not None)
-
-
-class ProcStat(NamedTuple):
-    """The fields of one `/proc/<pid>/stat` line the sampler uses."""
-
-    ppid: int
-    comm: str
-    state: str
-    start: int
-    cpu: int
-    """utime + stime + cutime + cstime, in clock ticks."""
-    threads: int
-    rss_pages: int
-
-
-def parse_stat(raw: bytes) -> ProcStat:
-    """Parse one `/proc/<pid>/stat` line (the name may hold spaces and parentheses)."""
-    head, _, tail = raw.rpartition(b")")
-    f = tail.split(None, 22)  # the fields after rss are not needed
-    return ProcStat(
-        int(f[1]),
-        head.partition(b"(")[2].decode(errors="replace"),
-        f[0].decode(),
-        int(f[19]),
-        int(f[11]) + int(f[12]) + int(f[13]) + int(f[14]),
-        int(f[17]),
-        int(f[21]),
-    )
-
-
-def _read(path: str, size: int = 4096) -> bytes:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        return os.read(fd, size)
-    finally:
-        os.close(fd)
-
-
-def read_table(root: str = "/proc") -> dict[int, ProcStat]:
-    """Every process of the system, from one pass over `<root>/<pid>/stat`."""
-    table: dict[int, ProcStat] = {}
-    for name in os.listdir(root):
-        if name.isdigit():
-            try:
-                table[int(name)] = parse_stat(_read(f"{root}/{name}/stat", 2048))
-            except (OSError, ValueError, IndexError):
-                continue  # gone between listdir and read
-    return table
-
-
-def read_net_dev(text: str) -> tuple[int, int]:
-    """(received, sent) bytes of a `/proc/<pid>/net/dev` page, all interfaces summed."""
-    rx = tx = 0
-    for line in text.splitlines()[2:]:
-        _, sep, data = line.partition(":")
-        fields = data.split()
-        if sep and len(fields) >= 9:
-            rx += int(fields[0])
-            tx += int(fields[8])
-    return rx, tx
-
-
-def _read_io(root: str, pid: int) -> tuple[int, int] | None:
-    try:
-        words = _read(f"{root}/{pid}/io").split()
-    except OSError:
-        return None
-    if words[8:9] == [b"read_bytes:"] and words[10:11] == [b"write_bytes:"]:  # the usual layout, fast path
-        return int(words[9]), int(words[11])
-    values = dict(zip(words[::2], words[1::2], strict=False))
-    return int(values.get(b"read_bytes:", 0)), int(values.get(b"write_bytes:", 0))
 
 
 class _Mark(NamedTuple):
@@ -253,7 +181,7 @@ class ProcessSampler:
         cached = self._cmdlines.get(key)
         if cached is None or cached[1]:  # unknown, or read while young enough to exec since
             try:
-                raw = _read(f"{self.proc_root}/{pid}/cmdline", 1 << 16)
+                raw = read_file(f"{self.proc_root}/{pid}/cmdline", 1 << 16)
             except OSError:
                 raw = b""
             text = raw.replace(b"\0", b" ").strip().decode(errors="replace")
@@ -328,7 +256,7 @@ class ProcessSampler:
         r = svc.reading
         live = [pid for pid in pids if table[pid].state not in "ZX"]
         marks = {
-            (pid, table[pid].start): _Mark(table[pid].cpu, _read_io(self.proc_root, pid), table[pid].ppid)
+            (pid, table[pid].start): _Mark(table[pid].cpu, read_io(self.proc_root, pid), table[pid].ppid)
             for pid in pids
         }
         roots = {(pid, table[pid].start) for pid in live if table[pid].ppid not in pids}
@@ -394,7 +322,7 @@ class ProcessSampler:
             try:
                 ns = os.stat(f"{self.proc_root}/{pid}/ns/net").st_ino
                 if ns not in cache:
-                    cache[ns] = read_net_dev(_read(f"{self.proc_root}/{pid}/net/dev", 1 << 16).decode())
+                    cache[ns] = read_net_dev(read_file(f"{self.proc_root}/{pid}/net/dev", 1 << 16).decode())
             except (OSError, ValueError):
                 continue
             out[ns] = cache[ns]

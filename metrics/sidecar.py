@@ -1,13 +1,6 @@
 """The resource and queue sidecar: sample targets and probes every tick, store rows, serve /metrics.
 
-Flag values (`runners.cli` turns them into `SidecarSettings` with the helpers here):
-- targets, `target_from_flag(kind, value)`: kind `pid | process | port | cgroup`, value `[SERVICE=]VALUE`,
-  e.g. `--pid 4242`, `--process 'api=gunicorn: master'`, `--port web=8000`, `--cgroup system.slice/x.scope`;
-  `parse_target("api=port:8000")` takes one string. The service defaults to `--service`, else to `pid-4242`,
-  `port-8000`, the regex, or the cgroup's last component. A regex with `=` needs one: `api=a=b`.
-- probes, `probe_from_flag(kind, value, url=...)`: `redis` value `[LABEL=]KEY` (with `--redis-url`),
-  `rabbitmq` value `[LABEL=]QUEUE` (with `--rabbitmq-url`), `scrape` value `[LABEL=]URL`.
-- `--run-id`: `parse_run_id("auto" | "none" | N)`.
+Flag values and the config file's targets and probes are parsed by `metrics/spec.py`.
 
 Config file (`--config`, TOML, or JSON when the name ends in `.json`; same keys), merged with the flags:
 
@@ -31,52 +24,30 @@ table, oldest dropped first) for the next tick; rows the DB rejects (integrity e
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import signal
 import subprocess
 import threading
 import time
-import tomllib
 from collections import deque
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 from sqlalchemy.exc import IntegrityError
 
 from metrics.exposition import QueueReading, SidecarCollector, Snapshot
-from metrics.probe import ProbeSpec, RabbitQueueSpec, RedisListSpec, ScrapeSpec, label_of, open_probe
+from metrics.probe import ProbeSpec, label_of, open_probe
 from metrics.process import ProcessSampler, Target, read_table
-from metrics.store import Store
+from metrics.spec import RunIdSetting, load_config
+from metrics.store import Store, first_line
 
-__all__ = [
-    "Sidecar",
-    "SidecarSettings",
-    "load_config",
-    "parse_run_id",
-    "parse_target",
-    "probe_from_flag",
-    "run_sidecar",
-    "sidecar_cpu_benchmark",
-    "target_from_flag",
-]
+__all__ = ["Sidecar", "SidecarSettings", "resolve_settings", "run_sidecar", "sidecar_cpu_benchmark"]
 
 log = logging.getLogger(__name__)
-
-RunIdSetting = int | Literal["auto"] | None
-"""`"auto"`: the run in progress in the store; an int: that run; None: no run."""
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-DEFAULT_RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
-_LABELLED = re.compile(r"([A-Za-z_][\w.-]*)=(.+)", re.DOTALL)
-_KINDS = ("pid", "process", "port", "cgroup")
-_SECTIONS: dict[str, Any] = dict(target=Target, redis=RedisListSpec, rabbitmq=RabbitQueueSpec, scrape=ScrapeSpec)
-_RENAMED = {"target": ("process", "pattern"), "rabbitmq": ("queue", "name")}
-"""Config keys that differ from the field names."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,90 +82,6 @@ class SidecarSettings:
             raise ValueError(f"bad metrics port {self.metrics_port}")
         if self.max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, not {self.max_pending}")
-
-
-def _split_label(value: str) -> tuple[str | None, str]:
-    match = _LABELLED.fullmatch(value)
-    return (match.group(1), match.group(2)) if match else (None, value)
-
-
-def target_from_flag(kind: str, value: str, *, service: str | None = None) -> Target:
-    """A target from `--pid/--process/--port/--cgroup [SERVICE=]VALUE`; ValueError on a bad value."""
-    named, raw = _split_label(value.strip())
-    return _target(kind, raw, named or service, value)
-
-
-def _target(kind: str, raw: str, service: str | None, value: str) -> Target:
-    if kind not in _KINDS or not raw or (kind in ("pid", "port") and not raw.isdigit()):
-        raise ValueError(f"bad target {kind} {value!r}: expected [SERVICE=]VALUE, a number for pid and port")
-    if kind == "pid":
-        return Target(service=service or f"pid-{int(raw)}", pid=int(raw))
-    if kind == "port":
-        return Target(service=service or f"port-{int(raw)}", port=int(raw))
-    if kind == "process":
-        return Target(service=service or raw, pattern=raw)
-    return Target(service=service or raw.rstrip("/").rsplit("/", 1)[-1] or raw, cgroup=raw)
-
-
-def parse_target(spec: str, *, service: str | None = None) -> Target:
-    """A target from `[SERVICE=]KIND:VALUE`, e.g. `api=port:8000`, `pid:4242`; ValueError if bad."""
-    match = re.fullmatch(r"(?:([A-Za-z_][\w.-]*)=)?(pid|process|port|cgroup):(.+)", spec.strip(), re.DOTALL)
-    if not match:
-        raise ValueError(f"bad target {spec!r}: expected [SERVICE=]pid|process|port|cgroup:VALUE")
-    named, kind, value = match.groups()
-    return _target(kind, value.strip(), named or service, spec)
-
-
-def probe_from_flag(kind: str, value: str, *, url: str | None = None) -> ProbeSpec:
-    """A probe from `--redis-list [LABEL=]KEY`, `--rabbitmq-queue [LABEL=]QUEUE` or `--scrape [LABEL=]URL`."""
-    label, raw = _split_label(value.strip())
-    if not raw:
-        raise ValueError(f"bad {kind} probe {value!r}: empty")
-    if kind == "redis":
-        return RedisListSpec(url=url or DEFAULT_REDIS_URL, key=raw, label=label)
-    if kind == "rabbitmq":
-        return RabbitQueueSpec(url=url or DEFAULT_RABBITMQ_URL, name=raw, label=label)
-    if kind == "scrape":
-        if not raw.startswith(("http://", "https://")):
-            raise ValueError(f"bad scrape URL {raw!r}: expected http:// or https://")
-        return ScrapeSpec(url=raw, label=label)
-    raise ValueError(f"bad probe kind {kind!r}: expected redis, rabbitmq or scrape")
-
-
-def parse_run_id(text: str) -> RunIdSetting:
-    """`auto`, `none` or a positive run id; ValueError otherwise."""
-    value = text.strip().lower()
-    if value in ("auto", "none"):
-        return "auto" if value == "auto" else None
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"bad run id {text!r}: expected auto, none or a positive integer")
-    return int(value)
-
-
-def load_config(path: Path) -> tuple[tuple[Target, ...], tuple[ProbeSpec, ...]]:
-    """Targets and probes of a TOML or JSON config file; ValueError (one line) when it is bad."""
-    try:
-        text = path.read_text()
-        data: dict[str, Any] = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"bad sidecar config {path}: {str(exc).splitlines()[0]}") from None
-    unknown = set(data) - set(_SECTIONS)
-    if unknown:
-        raise ValueError(f"bad sidecar config {path}: unknown sections {sorted(unknown)}")
-    targets: list[Target] = []
-    probes: list[ProbeSpec] = []
-    for section, items in data.items():
-        for i, item in enumerate(items if isinstance(items, list) else [items], 1):
-            try:
-                fields = dict(item)
-                old, new = _RENAMED.get(section, ("", ""))
-                if old in fields:
-                    fields[new] = fields.pop(old)
-                made = _SECTIONS[section](**fields)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"bad sidecar config {path}: [[{section}]] #{i}: {exc}") from None
-            (targets if isinstance(made, Target) else probes).append(made)
-    return tuple(targets), tuple(probes)
 
 
 class Sidecar:
@@ -262,10 +149,10 @@ class Sidecar:
             except IntegrityError as exc:  # retrying will not help: drop the batch
                 self._counts["dropped_rows"] += len(batch)
                 rows.clear()
-                log.error("store rejected %d %s rows, dropped: %s", len(batch), table, _first_line(exc))
+                log.error("store rejected %d %s rows, dropped: %s", len(batch), table, first_line(exc))
             except Exception as exc:
                 self._counts["store_errors"] += 1
-                self._problem("store", f"store write failed, keeping rows for later: {_first_line(exc)}")
+                self._problem("store", f"store write failed, keeping rows for later: {first_line(exc)}")
                 return
             else:
                 rows.clear()
@@ -295,7 +182,7 @@ class Sidecar:
         try:
             reading: QueueReading = probe.read()
         except Exception as exc:  # the queue or the broker is down: no reading this tick
-            self._problem(name, f"{name} failed: {_first_line(exc)}")
+            self._problem(name, f"{name} failed: {first_line(exc)}")
             return None
         self._problem(name, None)
         return reading
@@ -306,7 +193,7 @@ class Sidecar:
         try:
             current = self.store.running_run_id()
         except Exception as exc:  # keep the last known run while the DB is away
-            self._problem("run", f"cannot read the running run: {_first_line(exc)}")
+            self._problem("run", f"cannot read the running run: {first_line(exc)}")
             return self._run
         self._problem("run", None)
         if current != self._run:
@@ -349,7 +236,7 @@ def run_sidecar(settings: SidecarSettings, store: Store | None, stop: threading.
             known = store.get_run(settings.run_id) is not None
         except Exception as exc:  # the DB may come up later
             known = True
-            log.warning("cannot check run %s: %s", settings.run_id, _first_line(exc))
+            log.warning("cannot check run %s: %s", settings.run_id, first_line(exc))
         if not known:
             raise ValueError(f"run {settings.run_id} is not in the store")
     stop = stop or threading.Event()
@@ -382,11 +269,6 @@ def _on_signals(stop: threading.Event) -> Any:
         return lambda: None
     old = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     return lambda: [signal.signal(sig, handler) for sig, handler in old.items()]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def sidecar_cpu_benchmark(processes: int = 50, seconds: float = 20.0, *, store: Store | None = None) -> float:

@@ -144,7 +144,8 @@ def cmd_target(ns: argparse.Namespace) -> int:
 
 def cmd_sidecar(ns: argparse.Namespace) -> int:
     """`benchlab sidecar`: runs until SIGTERM/SIGINT."""
-    from metrics.sidecar import SidecarSettings, parse_run_id, probe_from_flag, run_sidecar, target_from_flag
+    from metrics.sidecar import SidecarSettings, run_sidecar
+    from metrics.spec import parse_run_id, probe_from_flag, target_from_flag
 
     try:
         targets = tuple(

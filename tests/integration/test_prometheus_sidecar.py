@@ -19,7 +19,8 @@ import redis
 from promserver import PROMETHEUS, free_port, query, start_prometheus, stop_process
 
 from metrics.process import Target
-from metrics.sidecar import SidecarSettings, probe_from_flag, run_sidecar
+from metrics.sidecar import SidecarSettings, run_sidecar
+from metrics.spec import probe_from_flag
 
 REPO = Path(__file__).resolve().parents[2]
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"

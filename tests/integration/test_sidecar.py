@@ -21,7 +21,8 @@ from sqlalchemy import text
 from metrics.exposition import ServiceReading
 from metrics.process import ProcessSampler, Target
 from metrics.settings import RunMeta, StoreSettings
-from metrics.sidecar import Sidecar, SidecarSettings, probe_from_flag, run_sidecar, sidecar_cpu_benchmark
+from metrics.sidecar import Sidecar, SidecarSettings, run_sidecar, sidecar_cpu_benchmark
+from metrics.spec import probe_from_flag
 from metrics.store import Store
 
 ACTIVE_CHILD = r"""

@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from metrics.process import Target
-from metrics.sidecar import probe_from_flag, target_from_flag
+from metrics.spec import probe_from_flag, target_from_flag
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.benchmark.yml"

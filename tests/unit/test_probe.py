@@ -11,7 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from metrics.exposition import QueueReading, SidecarCollector, Snapshot
 from metrics.probe import RabbitQueueSpec, RedisListSpec, ScrapeSpec, ScrapeTotals, label_of, scrape_totals
 from metrics.process import Target
-from metrics.sidecar import SidecarSettings, load_config, parse_run_id, probe_from_flag, resolve_settings
+from metrics.sidecar import SidecarSettings, resolve_settings
+from metrics.spec import load_config, parse_run_id, probe_from_flag
 
 PAGE = """\
 # HELP demo_jobs_processed_total Jobs finished.

@@ -11,8 +11,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from metrics.exposition import ServiceReading, SidecarCollector, Snapshot
-from metrics.process import CLK_TCK, PAGE_SIZE, ProcessSampler, Target, parse_stat, read_net_dev
-from metrics.sidecar import parse_target, target_from_flag
+from metrics.process import ProcessSampler, Target
+from metrics.procfs import CLK_TCK, PAGE_SIZE, parse_stat, read_net_dev
+from metrics.spec import parse_target, target_from_flag
 
 OLD = 1
 """Start time (ticks after boot) of processes that were running before the sampler started."""
