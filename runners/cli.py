@@ -15,7 +15,6 @@ from urllib.parse import urlsplit
 from runners.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, RunFailed
 
 TEST_TYPES = ("baseline", "load", "stress", "spike", "soak", "complete")
-LOAD_TESTS = (Path("load_tests"), Path(__file__).resolve().parent.parent / "load_tests")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -148,7 +147,7 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
     if run_time <= 0:
         raise BadInput(f"bad run time {ns.run_time!r}: must be > 0")
     url = _checked_url(ns.db or DEFAULT_DB_URL)
-    locustfile = resolve_locustfile(ns.locustfile, LOAD_TESTS)
+    locustfile = resolve_locustfile(ns.locustfile)
     classes = tuple(ns.user_class)
     scenario = ns.scenario or (locustfile.stem + (":" + "+".join(classes) if classes else ""))
     meta = RunMeta(

@@ -255,7 +255,11 @@ def _report(spec: RunSpec, results: list[RunResult]) -> None:
     sys.stdout.flush()
 
 
-def resolve_locustfile(name: str, search: tuple[Path, ...]) -> Path:
+LOAD_TESTS = (Path("load_tests"), Path(__file__).resolve().parent.parent / "load_tests")
+"""Where a bare locustfile name is looked up: ./load_tests, then the one shipped next to the package."""
+
+
+def resolve_locustfile(name: str, search: tuple[Path, ...] = LOAD_TESTS) -> Path:
     """A path as given, or a bare file name looked up in `load_tests/` folders."""
     path = Path(name)
     if path.exists() or path.parent != Path("."):

@@ -18,12 +18,10 @@ from runners.settings import DemoSettings, RunSpec, ShapeSettings
 from runners.summary import table
 from runners.swarm import load_users
 
-LOAD_TESTS = (Path("load_tests"), Path(__file__).resolve().parents[2] / "load_tests")
-
 
 def run_demo(settings: DemoSettings) -> int:
     """Both runs and the comparison; every process started here is stopped before returning."""
-    path = resolve_locustfile(str(settings.locustfile), LOAD_TESTS)
+    path = resolve_locustfile(str(settings.locustfile))
     users = load_users(path, ())
     try:
         store = Store(settings=settings.store).open()
