@@ -7,6 +7,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY benchlab ./benchlab
 COPY runners ./runners
 COPY metrics ./metrics
 RUN /opt/venv/bin/pip install .

@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 APT_PKGS := prometheus nginx-light chromium docker-compose
 PGVER = $(shell ls /etc/postgresql 2>/dev/null | head -n1)
 
-.PHONY: demo test selfbench lint venv apt services clean
+.PHONY: demo test selfbench lint venv apt services clean typecheck-tree
 
 venv: $(STAMP)
 
@@ -31,18 +31,27 @@ services:
 demo: venv
 	$(VENV)/bin/benchlab demo
 
-test: venv apt services
-	$(VENV)/bin/ruff check runners metrics load_tests tests
+TYPECHECK := build/typecheck/benchlab
+
+# mypy reads the installed layout (benchlab.runners, benchlab.metrics) from a tree of links to the folders.
+typecheck-tree:
+	@mkdir -p $(TYPECHECK)
+	@ln -sfn ../../../runners $(TYPECHECK)/runners
+	@ln -sfn ../../../metrics $(TYPECHECK)/metrics
+	@ln -sfn ../../../benchlab/__init__.py $(TYPECHECK)/__init__.py
+
+test: venv apt services typecheck-tree
+	$(VENV)/bin/ruff check benchlab runners metrics load_tests tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q tests
 
 selfbench: venv apt services
-	$(PY) -m runners.selfbench
+	$(PY) -m benchlab.runners.selfbench
 
-lint: venv
-	$(VENV)/bin/ruff check runners metrics load_tests tests
-	$(VENV)/bin/ruff format --check runners metrics load_tests tests
+lint: venv typecheck-tree
+	$(VENV)/bin/ruff check benchlab runners metrics load_tests tests
+	$(VENV)/bin/ruff format --check benchlab runners metrics load_tests tests
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) results build

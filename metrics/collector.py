@@ -13,12 +13,11 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+from benchlab.metrics.settings import CollectorSettings
+from benchlab.metrics.store.database import EventRow
+from benchlab.metrics.store.sample import Sample
+from benchlab.metrics.store.writer import CollectorStats, Sink
 from gevent.monkey import get_original
-
-from metrics.sample import Sample
-from metrics.settings import CollectorSettings
-from metrics.store import EventRow
-from metrics.writer import CollectorStats, Sink
 
 log = logging.getLogger(__name__)
 _real_sleep: Callable[[float], None] = get_original("time", "sleep")

@@ -1,4 +1,4 @@
-"""Typed settings of the collection side; `runners.cli` builds them from flags and env vars, once."""
+"""Typed settings of the collection side; `benchlab.runners.cli` builds them from flags and env vars, once."""
 
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
-from runners.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, RunFailed
+from benchlab.runners.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, RunFailed
 
 TEST_TYPES = ("baseline", "load", "stress", "spike", "soak", "complete")
 
@@ -128,11 +128,10 @@ def _add_run(sub: Any) -> None:
 
 def build_run_spec(ns: argparse.Namespace) -> Any:
     """Turn parsed `run` flags into a RunSpec; raises BadInput naming the first problem."""
+    from benchlab.metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, RunMeta, StoreSettings
+    from benchlab.runners.run import resolve_locustfile
+    from benchlab.runners.settings import OutputSettings, RunSpec, ShapeSettings
     from locust.util.timespan import parse_timespan
-
-    from metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, RunMeta, StoreSettings
-    from runners.run import resolve_locustfile
-    from runners.settings import OutputSettings, RunSpec, ShapeSettings
 
     if ns.test_type not in TEST_TYPES:  # argparse checks choices on flags only, not on env defaults
         raise BadInput(f"bad test type {ns.test_type!r} (TEST_TYPE): expected one of {', '.join(TEST_TYPES)}")
@@ -176,7 +175,7 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
         spike_factor=ns.spike_factor,
     )
     if ns.test_type != "complete":
-        from runners.shape import validate
+        from benchlab.runners.shape import validate
 
         try:
             validate(shape)
@@ -217,8 +216,7 @@ def _git_commit(path: Path) -> str | None:
 def cmd_run(ns: argparse.Namespace) -> int:
     """`benchlab run`."""
     import locust  # noqa: F401  - gevent monkey-patching before anything imports ssl or sockets
-
-    from runners.run import execute
+    from benchlab.runners.run import execute
 
     spec = build_run_spec(ns)
     return execute(spec)
@@ -227,11 +225,10 @@ def cmd_run(ns: argparse.Namespace) -> int:
 def cmd_demo(ns: argparse.Namespace) -> int:
     """`benchlab demo`."""
     import locust  # noqa: F401  - gevent monkey-patching first
+    from benchlab.metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, StoreSettings
+    from benchlab.runners.demo.tour import run_demo
+    from benchlab.runners.settings import DemoSettings
     from locust.util.timespan import parse_timespan
-
-    from metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, StoreSettings
-    from runners.demo.tour import run_demo
-    from runners.settings import DemoSettings
 
     try:
         run_time = float(parse_timespan(ns.run_time))
@@ -246,7 +243,7 @@ def cmd_demo(ns: argparse.Namespace) -> int:
 
 
 def _checked_url(url: str) -> str:
-    from metrics.store import BadStoreUrl, parse_url
+    from benchlab.metrics.store.database import BadStoreUrl, parse_url
 
     try:
         parse_url(url)
@@ -256,7 +253,7 @@ def _checked_url(url: str) -> str:
 
 
 def _add_other(sub: Any) -> None:
-    from runners import commands
+    from benchlab.runners import commands
 
     p = sub.add_parser("runs", help="list stored runs")
     p.add_argument("--json", action="store_true")

@@ -9,13 +9,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from metrics.sample import COLUMNS
-from metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, StoreSettings
-from metrics.spool import Spool
-from metrics.store import BadStoreUrl, Store, StoreUnavailable, parse_url
-from metrics.writer import replay_spool
-from runners.errors import EXIT_FAILED, EXIT_OK, BadInput, RunFailed
-from runners.settings import TargetSettings
+from benchlab.metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, StoreSettings
+from benchlab.metrics.store.database import BadStoreUrl, Store, StoreUnavailable, parse_url
+from benchlab.metrics.store.sample import COLUMNS
+from benchlab.metrics.store.spool import Spool
+from benchlab.metrics.store.writer import replay_spool
+from benchlab.runners.errors import EXIT_FAILED, EXIT_OK, BadInput, RunFailed
+from benchlab.runners.settings import TargetSettings
 
 EXPORT_COLUMNS = ("run_id", *COLUMNS, "worker")
 
@@ -121,8 +121,8 @@ def cmd_replay(ns: argparse.Namespace) -> int:
 
 def cmd_target(ns: argparse.Namespace) -> int:
     """`benchlab target`: serve the demo target until SIGTERM/SIGINT."""
-    from runners.demo.profile import resolve_profile
-    from runners.demo.server import serve
+    from benchlab.runners.demo.profile import resolve_profile
+    from benchlab.runners.demo.server import serve
 
     settings = TargetSettings(
         version=ns.version,
@@ -144,8 +144,8 @@ def cmd_target(ns: argparse.Namespace) -> int:
 
 def cmd_sidecar(ns: argparse.Namespace) -> int:
     """`benchlab sidecar`: runs until SIGTERM/SIGINT."""
-    from metrics.sidecar import SidecarSettings, run_sidecar
-    from metrics.spec import parse_run_id, probe_from_flag, target_from_flag
+    from benchlab.metrics.sidecar.daemon import SidecarSettings, run_sidecar
+    from benchlab.metrics.sidecar.spec import parse_run_id, probe_from_flag, target_from_flag
 
     try:
         targets = tuple(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import urllib.error
 import urllib.request
 
-from runners.errors import RunFailed
+from benchlab.runners.errors import RunFailed
 
 
 def check_target(host: str, path: str = "/health", timeout: float = 5.0) -> str:

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 
-from runners.settings import RunSpec
+from benchlab.runners.settings import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ def start_monitor(spec: RunSpec, run_id: int) -> Callable[[], None]:
     argv = [
         sys.executable,
         "-m",
-        "runners.cli",
+        "benchlab.runners.cli",
         "sidecar",
         "--run-id",
         str(run_id),

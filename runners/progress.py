@@ -7,9 +7,8 @@ import time
 from typing import TextIO
 
 import gevent
+from benchlab.metrics.collector import RequestCollector
 from locust.env import Environment
-
-from metrics.collector import RequestCollector
 
 
 def progress_line(env: Environment, elapsed: float, planned: float) -> str:

@@ -17,24 +17,23 @@ from typing import Any, TypeVar
 
 import gevent
 import locust
+from benchlab.metrics.collector import Observer, RequestCollector
+from benchlab.metrics.exporter import REPORT_KEY, RunLabels, RunnerCollector, Tally
+from benchlab.metrics.exporter import serve as serve_metrics
+from benchlab.metrics.store.database import Store, StoreUnavailable, first_line
+from benchlab.metrics.store.query import EndpointStats, endpoint_stats
+from benchlab.metrics.store.spool import Spool
+from benchlab.metrics.store.writer import CollectorStats, WriterProcess, replay_spool
+from benchlab.runners.errors import EXIT_FAILED, EXIT_OK, RunFailed
+from benchlab.runners.health import check_target
+from benchlab.runners.monitor import start_monitor
+from benchlab.runners.progress import watch
+from benchlab.runners.settings import RunSpec
+from benchlab.runners.shape import make_shape
+from benchlab.runners.summary import Totals, as_json, run_columns, table
+from benchlab.runners.swarm import Outcome, Swarm, load_users, worker_command
 from locust import User
 from locust.env import Environment
-
-from metrics.collector import Observer, RequestCollector
-from metrics.exporter import REPORT_KEY, RunLabels, RunnerCollector, Tally
-from metrics.exporter import serve as serve_metrics
-from metrics.query import EndpointStats, endpoint_stats
-from metrics.spool import Spool
-from metrics.store import Store, StoreUnavailable, first_line
-from metrics.writer import CollectorStats, WriterProcess, replay_spool
-from runners.errors import EXIT_FAILED, EXIT_OK, RunFailed
-from runners.health import check_target
-from runners.monitor import start_monitor
-from runners.progress import watch
-from runners.settings import RunSpec
-from runners.shape import make_shape
-from runners.summary import Totals, as_json, run_columns, table
-from runners.swarm import Outcome, Swarm, load_users, worker_command
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,11 +1,11 @@
-"""Typed settings of the application's components; built only by `runners.cli` from flags and env vars."""
+"""Typed settings of the application's components; built only by `benchlab.runners.cli` from flags and env vars."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metrics.settings import CollectorSettings, RunMeta, StoreSettings
+from benchlab.metrics.settings import CollectorSettings, RunMeta, StoreSettings
 
 
 @dataclass(frozen=True, kw_only=True)

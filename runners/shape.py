@@ -14,9 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
+from benchlab.runners.settings import ShapeSettings
 from locust import LoadTestShape
-
-from runners.settings import ShapeSettings
 
 logger = logging.getLogger(__name__)
 

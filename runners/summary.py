@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from metrics.query import EndpointStats
+from benchlab.metrics.store.query import EndpointStats
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,12 @@ from typing import Any
 
 import gevent
 import gevent.event
+from benchlab.runners.errors import BadInput
 from locust import User
 from locust.env import Environment
 from locust.runners import MasterRunner, Runner
 from locust.shape import LoadTestShape
 from locust.util.load_locustfile import load_locustfile
-
-from runners.errors import BadInput
 
 log = logging.getLogger(__name__)
 WORKER_CONNECT_TIMEOUT = 30.0
@@ -162,5 +161,5 @@ def _collect_workers(procs: list[subprocess.Popen[bytes]], runner: MasterRunner)
 
 
 def worker_command(payload: dict[str, Any]) -> list[str]:
-    """argv that starts one worker process for `runners.worker`."""
-    return [sys.executable, "-m", "runners.worker", json.dumps(payload)]
+    """argv that starts one worker process for `benchlab.runners.worker`."""
+    return [sys.executable, "-m", "benchlab.runners.worker", json.dumps(payload)]

@@ -11,13 +11,12 @@ from typing import Any
 
 import gevent
 import locust
+from benchlab.metrics.collector import Observer, RequestCollector
+from benchlab.metrics.exporter import REPORT_KEY, Tally
+from benchlab.metrics.settings import StoreSettings
+from benchlab.metrics.store.writer import WriterProcess
+from benchlab.runners.swarm import load_users
 from locust.env import Environment
-
-from metrics.collector import Observer, RequestCollector
-from metrics.exporter import REPORT_KEY, Tally
-from metrics.settings import StoreSettings
-from metrics.writer import WriterProcess
-from runners.swarm import load_users
 
 
 def serve(payload: dict[str, Any]) -> dict[str, Any]:
@@ -54,7 +53,7 @@ def serve(payload: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> int:
-    """Entry point: `python -m runners.worker '<json payload>'`; the last stdout line is the JSON report."""
+    """Entry point: `python -m benchlab.runners.worker '<json payload>'`; the last stdout line is the JSON report."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(levelname)s %(name)s: %(message)s")
     report = serve(json.loads(sys.argv[1]))
     print(json.dumps(report), flush=True)

@@ -1,4 +1,4 @@
--- benchlab metrics store for Postgres: the same tables as metrics/model.py
+-- benchlab metrics store for Postgres: the same tables as metrics/store/model.py
 -- (tests/integration/test_schema.py reflects a database built from this file and compares it with the models).
 -- Mounted at /docker-entrypoint-initdb.d by docker-compose.benchmark.yml.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from runners.settings import TargetSettings
+from benchlab.runners.settings import TargetSettings
 
 __all__ = ["DEFAULT_PROFILE", "PROFILES", "Profile", "resolve_profile"]
 

@@ -8,7 +8,7 @@ import socket
 import sys
 from typing import Any
 
-from runners.settings import TargetSettings
+from benchlab.runners.settings import TargetSettings
 
 __all__ = ["serve"]
 
@@ -27,11 +27,10 @@ def serve(settings: TargetSettings) -> int:
     monkey.patch_all()
 
     import gevent
+    from benchlab.runners.demo.app import create_app, state_of
+    from benchlab.runners.demo.jobqueue import open_queue
+    from benchlab.runners.demo.profile import resolve_profile
     from gevent.event import Event
-
-    from runners.demo.app import create_app, state_of
-    from runners.demo.jobqueue import open_queue
-    from runners.demo.profile import resolve_profile
 
     profile = resolve_profile(settings)
     queue = open_queue(settings.redis_url, settings.queue_prefix)

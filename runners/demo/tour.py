@@ -9,14 +9,14 @@ import urllib.request
 from dataclasses import replace
 from pathlib import Path
 
-from metrics.query import EndpointStats
-from metrics.settings import RunMeta
-from metrics.store import Store, StoreUnavailable
-from runners.errors import EXIT_OK, RunFailed
-from runners.run import RunResult, free_port, resolve_locustfile, run_once
-from runners.settings import DemoSettings, RunSpec, ShapeSettings
-from runners.summary import table
-from runners.swarm import load_users
+from benchlab.metrics.settings import RunMeta
+from benchlab.metrics.store.database import Store, StoreUnavailable
+from benchlab.metrics.store.query import EndpointStats
+from benchlab.runners.errors import EXIT_OK, RunFailed
+from benchlab.runners.run import RunResult, free_port, resolve_locustfile, run_once
+from benchlab.runners.settings import DemoSettings, RunSpec, ShapeSettings
+from benchlab.runners.summary import table
+from benchlab.runners.swarm import load_users
 
 
 def run_demo(settings: DemoSettings) -> int:
@@ -76,7 +76,7 @@ class _target:
     def __enter__(self) -> str:
         port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "runners.cli", "target", "--version", self.version, "--port", str(port)],
+            [sys.executable, "-m", "benchlab.runners.cli", "target", "--version", self.version, "--port", str(port)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -8,12 +8,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from benchlab.runners.demo.content import burn
+from benchlab.runners.demo.jobqueue import Job, JobQueue, MalformedJob
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-from runners.demo.content import burn
-from runners.demo.jobqueue import Job, JobQueue, MalformedJob
 
 __all__ = ["JOB_KINDS", "JobMetrics", "QueueCollector", "Worker"]
 

@@ -1,1 +1,1 @@
-"""`python -m runners.selfbench`: benchlab's own overhead measured against bare Locust, nginx and Postgres."""
+"""`python -m benchlab.runners.selfbench`: benchlab's own overhead measured against bare Locust, nginx and Postgres."""

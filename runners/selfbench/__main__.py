@@ -1,6 +1,6 @@
-"""Entry point of `python -m runners.selfbench` (what `make selfbench` runs)."""
+"""Entry point of `python -m benchlab.runners.selfbench` (what `make selfbench` runs)."""
 
-from runners.selfbench.bench import main
+from benchlab.runners.selfbench.bench import main
 
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -16,11 +16,11 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
-from metrics.store import BadStoreUrl, first_line, parse_url
-from runners.selfbench.database import copy_rates, synthetic_samples, temp_database
-from runners.selfbench.loads import LOCUSTFILE, Load, bare_locust, benchlab_run, exported_times
-from runners.selfbench.nginx import Nginx
-from runners.selfbench.report import Figure, MeasureError, json_line, relative_errors, table_line
+from benchlab.metrics.store.database import BadStoreUrl, first_line, parse_url
+from benchlab.runners.selfbench.database import copy_rates, synthetic_samples, temp_database
+from benchlab.runners.selfbench.loads import LOCUSTFILE, Load, bare_locust, benchlab_run, exported_times
+from benchlab.runners.selfbench.nginx import Nginx
+from benchlab.runners.selfbench.report import Figure, MeasureError, json_line, relative_errors, table_line
 
 FIGURES = ("P1", "P2", "P3", "P5", "P7")
 """Every figure --only accepts."""
@@ -205,9 +205,9 @@ def measure_p2(bench: Bench) -> list[Figure]:
 def measure_p5(bench: Bench) -> list[Figure]:
     """CPU of the sidecar sampling 50 processes at 1 Hz, as a fraction of one core."""
     try:
-        benchmark = importlib.import_module("metrics.sidecar").sidecar_cpu_benchmark
+        benchmark = importlib.import_module("benchlab.metrics.sidecar.daemon").sidecar_cpu_benchmark
     except (ImportError, AttributeError) as exc:
-        raise MeasureError(f"metrics.sidecar.sidecar_cpu_benchmark is not available: {exc}") from None
+        raise MeasureError(f"benchlab.metrics.sidecar.daemon.sidecar_cpu_benchmark is not available: {exc}") from None
     _say(f"P5: sidecar sampling 50 processes for {bench.plan.sidecar_seconds:g} s")
     value = float(benchmark(processes=50, seconds=bench.plan.sidecar_seconds))
     return [
@@ -263,7 +263,7 @@ def _rounds(text: str) -> int:
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     """--quick, --rounds, --only and --db-url."""
     parser = argparse.ArgumentParser(
-        prog="python -m runners.selfbench",
+        prog="python -m benchlab.runners.selfbench",
         description="Measure benchlab's own overhead; prints each figure with its goal.",
     )
     parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test")

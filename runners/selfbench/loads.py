@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runners.selfbench.database import per_second
-from runners.selfbench.report import MeasureError, steady_rps
+from benchlab.runners.selfbench.database import per_second
+from benchlab.runners.selfbench.report import MeasureError, steady_rps
 
 LOCUSTFILE = '''"""selfbench: one FastHttpUser hitting GET / as fast as it can."""
 
@@ -136,7 +136,7 @@ def benchlab_run(locustfile: Path, host: str, users: int, seconds: int, *, worke
     argv = [
         sys.executable,
         "-m",
-        "runners.cli",
+        "benchlab.runners.cli",
         "run",
         "-f",
         str(locustfile),
@@ -184,7 +184,18 @@ def benchlab_run(locustfile: Path, host: str, users: int, seconds: int, *, worke
 def exported_times(run_id: int, db: str, *, cwd: Path) -> list[float]:
     """`response_time_ms` of every sample `benchlab export` writes for a run."""
     target = cwd / f"export-{run_id}.csv"
-    argv = [sys.executable, "-m", "runners.cli", "export", "--run", str(run_id), "--csv", str(target), "--db", db]
+    argv = [
+        sys.executable,
+        "-m",
+        "benchlab.runners.cli",
+        "export",
+        "--run",
+        str(run_id),
+        "--csv",
+        str(target),
+        "--db",
+        db,
+    ]
     done = run_child(argv, cwd=cwd, timeout=600)
     if done.returncode != 0:
         raise MeasureError(f"benchlab export exited {done.returncode}: {_tail(done.stderr)}")

@@ -11,7 +11,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from runners.selfbench.report import MeasureError
+from benchlab.runners.selfbench.report import MeasureError
 
 _TEMP_DIRS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
 

@@ -71,7 +71,7 @@ def benchlab(*args: str, cwd: Path | None = None, env: dict[str, str] | None = N
     """Run the real console entry point in a subprocess."""
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(
-        [sys.executable, "-m", "runners.cli", *args],
+        [sys.executable, "-m", "benchlab.runners.cli", *args],
         cwd=cwd or REPO,
         env=full_env,
         capture_output=True,

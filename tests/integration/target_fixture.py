@@ -20,8 +20,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[2]
 LAUNCH = (
     "import json, sys\n"
-    "from runners.settings import TargetSettings\n"
-    "from runners.demo.server import serve\n"
+    "from benchlab.runners.settings import TargetSettings\n"
+    "from benchlab.runners.demo.server import serve\n"
     "sys.exit(serve(TargetSettings(**json.loads(sys.argv[1]))))\n"
 )
 

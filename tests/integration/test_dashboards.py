@@ -27,6 +27,9 @@ import numpy as np
 import psycopg2
 import psycopg2.extras
 import pytest
+from benchlab.metrics.exporter import RunLabels, RunnerCollector, Tally, serve
+from benchlab.metrics.sidecar.exposition import QueueReading, ServiceReading, SidecarCollector, Snapshot
+from benchlab.metrics.store.sample import Sample
 from conftest import pg_admin
 from grafana_queries import (
     POSTGRES_UID,
@@ -44,10 +47,6 @@ from grafana_queries import (
 )
 from promserver import PROMETHEUS, free_port, start_prometheus, stop_process
 from target_fixture import Target
-
-from metrics.exporter import RunLabels, RunnerCollector, Tally, serve
-from metrics.exposition import QueueReading, ServiceReading, SidecarCollector, Snapshot
-from metrics.sample import Sample
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = {d["uid"]: d for d in (load(p) for p in sorted((REPO / "dashboards" / "json").glob("*.json")))}

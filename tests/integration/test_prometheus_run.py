@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from benchlab.metrics.settings import StoreSettings
+from benchlab.metrics.store.database import Store
+from benchlab.metrics.store.model import ResourceSample
 from conftest import REPO
 from promserver import PROMETHEUS, query, start_prometheus, stop_process
 from sqlalchemy import select
 from target_fixture import Target, free_port
-
-from metrics.model import ResourceSample
-from metrics.settings import StoreSettings
-from metrics.store import Store
 
 
 @pytest.mark.skipif(not Path(PROMETHEUS).exists(), reason="Debian's prometheus package is not installed")
@@ -26,7 +25,7 @@ def test_prometheus_sees_runner_and_sidecar_with_run_labels(
     locustfile: Path, demo_target: Target, pg_url: str, tmp_path: Path
 ) -> None:
     runner_port, sidecar_port = free_port(), free_port()
-    cli = [sys.executable, "-m", "runners.cli"]
+    cli = [sys.executable, "-m", "benchlab.runners.cli"]
     sidecar = subprocess.Popen(
         [
             *cli,

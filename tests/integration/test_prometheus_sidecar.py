@@ -16,11 +16,10 @@ from typing import Any
 
 import pytest
 import redis
+from benchlab.metrics.sidecar.daemon import SidecarSettings, run_sidecar
+from benchlab.metrics.sidecar.process import Target
+from benchlab.metrics.sidecar.spec import probe_from_flag
 from promserver import PROMETHEUS, free_port, query, start_prometheus, stop_process
-
-from metrics.process import Target
-from metrics.sidecar import SidecarSettings, run_sidecar
-from metrics.spec import probe_from_flag
 
 REPO = Path(__file__).resolve().parents[2]
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"

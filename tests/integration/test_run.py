@@ -13,12 +13,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from benchlab.metrics.settings import StoreSettings
+from benchlab.metrics.store.database import Store
 from conftest import REPO, benchlab
 from target_fixture import Target
 from tcpproxy import TcpProxy
-
-from metrics.settings import StoreSettings
-from metrics.store import Store
 
 
 def _run_args(locustfile: Path, target: Target, db: str, *extra: str) -> list[str]:
@@ -103,7 +102,7 @@ def test_postgres_outage_loses_no_sample(locustfile: Path, demo_target: Target, 
     db = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     args = _run_args(locustfile, demo_target, db, "-t", "14s", "--spool-dir", str(tmp_path / "spool"))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runners.cli", *args],
+        [sys.executable, "-m", "benchlab.runners.cli", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -129,7 +128,7 @@ def test_postgres_outage_loses_no_sample(locustfile: Path, demo_target: Target, 
 def test_sigterm_aborts_and_keeps_every_sample(locustfile: Path, demo_target: Target, sqlite_url: str) -> None:
     args = _run_args(locustfile, demo_target, sqlite_url, "-t", "60s")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "runners.cli", *args],
+        [sys.executable, "-m", "benchlab.runners.cli", *args],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -281,8 +280,8 @@ def test_progress_line_goes_to_stderr_unless_quiet(locustfile: Path, demo_target
 
 
 def test_replay_command_writes_leftover_spool(sqlite_url: str, tmp_path: Path) -> None:
-    from metrics.settings import RunMeta
-    from metrics.spool import Spool
+    from benchlab.metrics.settings import RunMeta
+    from benchlab.metrics.store.spool import Spool
 
     store = Store(settings=StoreSettings(url=sqlite_url)).open()
     meta = RunMeta(

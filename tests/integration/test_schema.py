@@ -1,15 +1,14 @@
-"""schema/*.sql and metrics/model.py describe the same tables: reflect a database built from SQL and compare."""
+"""schema/*.sql and metrics/store/model.py describe the same tables: reflect a database built from SQL and compare."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import psycopg2
+from benchlab.metrics.store.model import Base
 from conftest import pg_admin
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.dialects import postgresql
-
-from metrics.model import Base
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schema"
 

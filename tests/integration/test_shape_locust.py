@@ -5,12 +5,11 @@ from __future__ import annotations
 import time
 
 import gevent
+from benchlab.runners.settings import ShapeSettings
+from benchlab.runners.shape import make_shape, profile
 from locust import User, constant, task
 from locust.env import Environment
 from locust.runners import STATE_STOPPED
-
-from runners.settings import ShapeSettings
-from runners.shape import make_shape, profile
 
 
 class Idle(User):

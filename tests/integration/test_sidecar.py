@@ -16,14 +16,13 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from benchlab.metrics.settings import RunMeta, StoreSettings
+from benchlab.metrics.sidecar.daemon import Sidecar, SidecarSettings, run_sidecar, sidecar_cpu_benchmark
+from benchlab.metrics.sidecar.exposition import ServiceReading
+from benchlab.metrics.sidecar.process import ProcessSampler, Target
+from benchlab.metrics.sidecar.spec import probe_from_flag
+from benchlab.metrics.store.database import Store
 from sqlalchemy import text
-
-from metrics.exposition import ServiceReading
-from metrics.process import ProcessSampler, Target
-from metrics.settings import RunMeta, StoreSettings
-from metrics.sidecar import Sidecar, SidecarSettings, run_sidecar, sidecar_cpu_benchmark
-from metrics.spec import probe_from_flag
-from metrics.store import Store
 
 ACTIVE_CHILD = r"""
 import os, socket, sys, threading, time
@@ -287,10 +286,10 @@ def test_the_cpu_benchmark_measures_the_sampling_loop() -> None:
 
 SIDECAR_PROCESS = r"""
 import logging, os, sys
-from metrics.process import Target
-from metrics.settings import StoreSettings
-from metrics.sidecar import SidecarSettings, run_sidecar
-from metrics.store import Store
+from benchlab.metrics.sidecar.process import Target
+from benchlab.metrics.settings import StoreSettings
+from benchlab.metrics.sidecar.daemon import SidecarSettings, run_sidecar
+from benchlab.metrics.store.database import Store
 logging.basicConfig(level=logging.INFO)
 store = Store(settings=StoreSettings(url=sys.argv[1])).open()
 settings = SidecarSettings(targets=(Target(service="self", pid=os.getpid()),), interval=0.2)

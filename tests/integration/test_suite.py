@@ -6,12 +6,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from benchlab.metrics.settings import StoreSettings
+from benchlab.metrics.store.database import Store
 from conftest import benchlab
 from target_fixture import Target, running_target
 from test_load_tests_plain import EXPECTED, FILES
-
-from metrics.settings import StoreSettings
-from metrics.store import Store
 
 
 @pytest.fixture(scope="module")

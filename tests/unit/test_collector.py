@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from benchlab.metrics.collector import RequestCollector
+from benchlab.metrics.settings import CollectorSettings, RunMeta, StoreSettings
+from benchlab.metrics.store.database import Store
+from benchlab.metrics.store.spool import Spool
+from benchlab.metrics.store.writer import BatchWriter, WriterProcess, replay_spool
 from sqlalchemy import text
-
-from metrics.collector import RequestCollector
-from metrics.settings import CollectorSettings, RunMeta, StoreSettings
-from metrics.spool import Spool
-from metrics.store import Store
-from metrics.writer import BatchWriter, WriterProcess, replay_spool
 
 META = RunMeta(
     scenario="unit",

@@ -25,9 +25,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-
-from metrics.process import Target
-from metrics.spec import probe_from_flag, target_from_flag
+from benchlab.metrics.sidecar.process import Target
+from benchlab.metrics.sidecar.spec import probe_from_flag, target_from_flag
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.benchmark.yml"
@@ -154,7 +153,7 @@ def environment(service: dict[str, Any]) -> dict[str, str]:
 @cache
 def cli_help(*args: str) -> str:
     """`benchlab ARGS --help`, from the real parser."""
-    from runners.cli import main
+    from benchlab.runners.cli import main
 
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exited:
@@ -312,7 +311,7 @@ def test_the_cli_reads_the_env_names_the_runner_is_given(
     compose: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Each variable, made invalid, is the one `benchlab run` complains about: so it is read."""
-    from runners.cli import main
+    from benchlab.runners.cli import main
 
     env = {**environment(services(compose)["runner"]), "BENCHLAB_DB_URL": "sqlite:///unused.db"}
     env["TARGET_HOST"] = "http://127.0.0.1:9"  # were a bad value accepted, the health check fails fast here

@@ -1,4 +1,4 @@
-"""metrics.middleware on a raw WSGI app, a Flask app and raw ASGI apps (driven with asyncio)."""
+"""benchlab.metrics.middleware on a raw WSGI app, a Flask app and raw ASGI apps (driven with asyncio)."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import pytest
+from benchlab.metrics.middleware import AsgiMetrics, WsgiMetrics, route_label, setup_metrics
 from flask import Flask
 from prometheus_client import CollectorRegistry
-
-from metrics.middleware import AsgiMetrics, WsgiMetrics, route_label, setup_metrics
 
 SERVICE = "unit-svc"
 

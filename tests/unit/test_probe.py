@@ -5,14 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from benchlab.metrics.sidecar.daemon import SidecarSettings, resolve_settings
+from benchlab.metrics.sidecar.exposition import QueueReading, SidecarCollector, Snapshot
+from benchlab.metrics.sidecar.probe import (
+    RabbitQueueSpec,
+    RedisListSpec,
+    ScrapeSpec,
+    ScrapeTotals,
+    label_of,
+    scrape_totals,
+)
+from benchlab.metrics.sidecar.process import Target
+from benchlab.metrics.sidecar.spec import load_config, parse_run_id, probe_from_flag
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-
-from metrics.exposition import QueueReading, SidecarCollector, Snapshot
-from metrics.probe import RabbitQueueSpec, RedisListSpec, ScrapeSpec, ScrapeTotals, label_of, scrape_totals
-from metrics.process import Target
-from metrics.sidecar import SidecarSettings, resolve_settings
-from metrics.spec import load_config, parse_run_id, probe_from_flag
 
 PAGE = """\
 # HELP demo_jobs_processed_total Jobs finished.

@@ -7,13 +7,12 @@ import os
 from pathlib import Path
 
 import pytest
+from benchlab.metrics.sidecar.exposition import ServiceReading, SidecarCollector, Snapshot
+from benchlab.metrics.sidecar.process import ProcessSampler, Target
+from benchlab.metrics.sidecar.procfs import CLK_TCK, PAGE_SIZE, parse_stat, read_net_dev
+from benchlab.metrics.sidecar.spec import parse_target, target_from_flag
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
-
-from metrics.exposition import ServiceReading, SidecarCollector, Snapshot
-from metrics.process import ProcessSampler, Target
-from metrics.procfs import CLK_TCK, PAGE_SIZE, parse_stat, read_net_dev
-from metrics.spec import parse_target, target_from_flag
 
 OLD = 1
 """Start time (ticks after boot) of processes that were running before the sampler started."""
@@ -157,7 +156,7 @@ def test_a_replaced_process_is_a_restart_and_each_change_is_logged_once(
     proc.add(150, comm="python3", cmdline="python3 other.py")
     clock = Clock()
     s = sampler(proc, clock, Target(service="worker", pattern=r"worker\.py"))
-    caplog.set_level(logging.INFO, logger="metrics.process")
+    caplog.set_level(logging.INFO, logger="benchlab.metrics.sidecar.process")
     assert s.sample()[0].process_count == 1
     proc.remove(100)
     for _ in range(3):
@@ -198,7 +197,7 @@ def test_cgroup_target_finds_the_v1_hierarchy(proc: FakeProc, tmp_path: Path, ca
         Target(service="none", cgroup="nope"),
         cgroup_root=str(cgroups),
     )
-    caplog.set_level(logging.WARNING, logger="metrics.process")
+    caplog.set_level(logging.WARNING, logger="benchlab.metrics.sidecar.process")
     box, none = s.sample()
     assert (box.service, box.process_count, none.process_count) == ("box", 2, 0)
     s.sample()

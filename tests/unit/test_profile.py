@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from runners.demo.app import create_app, state_of
-from runners.demo.profile import PROFILES, Profile, resolve_profile
-from runners.settings import TargetSettings
+from benchlab.runners.demo.app import create_app, state_of
+from benchlab.runners.demo.profile import PROFILES, Profile, resolve_profile
+from benchlab.runners.settings import TargetSettings
 
 
 def test_default_profile_follows_the_version() -> None:

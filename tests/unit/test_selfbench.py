@@ -1,4 +1,4 @@
-"""Unit tests of the pure parts of runners.selfbench: nginx config, figures and goals, rps and percentile maths."""
+"""Unit tests of the pure parts of selfbench: nginx config, figures and goals, rps and percentile maths."""
 
 from __future__ import annotations
 
@@ -9,12 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from runners.selfbench.bench import FIGURES, parse_args
-from runners.selfbench.database import synthetic_samples
-from runners.selfbench.loads import Load, parse_locust_json
-from runners.selfbench.nginx import render_config
-from runners.selfbench.report import (
+from benchlab.runners.selfbench.bench import FIGURES, parse_args
+from benchlab.runners.selfbench.database import synthetic_samples
+from benchlab.runners.selfbench.loads import Load, parse_locust_json
+from benchlab.runners.selfbench.nginx import render_config
+from benchlab.runners.selfbench.report import (
     Figure,
     MeasureError,
     json_line,

@@ -1,4 +1,4 @@
-"""Unit tests of runners.shape: plans, ticks, events, the stress SLO break and validation (no services)."""
+"""Unit tests of benchlab.runners.shape: plans, ticks, events, the stress SLO break and validation (no services)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import pytest
-
-from runners.settings import ShapeSettings
-from runners.shape import (
+from benchlab.runners.settings import ShapeSettings
+from benchlab.runners.shape import (
     SHAPES,
     BaselineShape,
     BenchShape,
@@ -271,7 +270,7 @@ def test_failing_callback_is_logged_and_the_run_goes_on(caplog: pytest.LogCaptur
         raise RuntimeError("listener down")
 
     shape.note = broken
-    with caplog.at_level(logging.ERROR, logger="runners.shape"):
+    with caplog.at_level(logging.ERROR, logger="benchlab.runners.shape"):
         assert shape.tick() == (10, 2.0)
     assert "listener down" in caplog.text
 
@@ -280,7 +279,7 @@ def test_without_callback_events_are_logged_at_info(caplog: pytest.LogCaptureFix
     shape = make_shape(settings("load"))
     clocked(shape)
     shape.note = None
-    with caplog.at_level(logging.INFO, logger="runners.shape"):
+    with caplog.at_level(logging.INFO, logger="benchlab.runners.shape"):
         shape.tick()
     assert "stage: ramp (users=10)" in caplog.text
 
@@ -377,7 +376,7 @@ def test_stress_unreadable_stats_warn_once(caplog: pytest.LogCaptureFixture) -> 
         raise ValueError("use_response_times_cache must be set to True")
 
     runner.stats.total.get_current_response_time_percentile = refuse
-    with caplog.at_level(logging.WARNING, logger="runners.shape"):
+    with caplog.at_level(logging.WARNING, logger="benchlab.runners.shape"):
         for now in (6.0, 7.0, 8.0):
             clock.now = now
             assert shape.tick() is not None

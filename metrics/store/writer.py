@@ -1,8 +1,8 @@
 """Writing collected batches: to the store, or to the spool when it fails; in-process or in a child process.
 
 `BatchWriter` owns the store and the spool. `WriterProcess` runs a BatchWriter in a child process
-(`python -m metrics.writer`) and feeds it pickled batches over a pipe, so formatting and COPY never take the
-GIL from the Locust process that is generating load.
+(`python -m benchlab.metrics.store.writer`) and feeds it pickled batches over a pipe, so formatting and COPY
+never take the GIL from the Locust process that is generating load.
 """
 
 from __future__ import annotations
@@ -22,12 +22,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from benchlab.metrics.settings import CollectorSettings, StoreSettings
+from benchlab.metrics.store.database import EventRow, Store, first_line
+from benchlab.metrics.store.sample import Sample
+from benchlab.metrics.store.spool import Spool
 from gevent.monkey import get_original
-
-from metrics.sample import Sample
-from metrics.settings import CollectorSettings, StoreSettings
-from metrics.spool import Spool
-from metrics.store import EventRow, Store, first_line
 
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!I")
@@ -184,7 +183,7 @@ class WriterProcess:
         self._settings = settings
         self._fallback: BatchWriter | None = None
         self._unacked: deque[tuple[str, Any]] = deque()
-        self._child = _Child([sys.executable, "-m", "metrics.writer", json.dumps(asdict(self._config))])
+        self._child = _Child([sys.executable, "-m", "benchlab.metrics.store.writer", json.dumps(asdict(self._config))])
 
     def samples(self, batch: list[Sample]) -> None:
         """Hand a batch to the child."""
@@ -353,7 +352,7 @@ def serve(config: WriterConfig, stream: BinaryIO, ack: int = 1) -> CollectorStat
 
 
 def main() -> int:
-    """`python -m metrics.writer '<json config>'`: the last stdout line is the JSON counts."""
+    """`python -m benchlab.metrics.store.writer '<json config>'`: the last stdout line is the JSON counts."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop; it says so on the pipe
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s writer %(levelname)s %(name)s: %(message)s")

@@ -1,6 +1,6 @@
 """Target and queue-probe specs of the sidecar, from flag values and config files.
 
-Flag values (`runners.cli` turns them into `SidecarSettings` with these helpers):
+Flag values (`benchlab.runners.cli` turns them into `SidecarSettings` with these helpers):
 - targets, `target_from_flag(kind, value)`: kind `pid | process | port | cgroup`, value `[SERVICE=]VALUE`,
   e.g. `--pid 4242`, `--process 'api=gunicorn: master'`, `--port web=8000`, `--cgroup system.slice/x.scope`;
   `parse_target("api=port:8000")` takes one string. The service defaults to `--service`, else to `pid-4242`,
@@ -8,7 +8,7 @@ Flag values (`runners.cli` turns them into `SidecarSettings` with these helpers)
 - probes, `probe_from_flag(kind, value, url=...)`: `redis` value `[LABEL=]KEY` (with `--redis-url`),
   `rabbitmq` value `[LABEL=]QUEUE` (with `--rabbitmq-url`), `scrape` value `[LABEL=]URL`.
 - `--run-id`: `parse_run_id("auto" | "none" | N)`.
-The config file format is described in `metrics/sidecar.py`.
+The config file format is described in `metrics/sidecar/daemon.py`.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from metrics.probe import ProbeSpec, RabbitQueueSpec, RedisListSpec, ScrapeSpec
-from metrics.process import Target
+from benchlab.metrics.sidecar.probe import ProbeSpec, RabbitQueueSpec, RedisListSpec, ScrapeSpec
+from benchlab.metrics.sidecar.process import Target
 
 RunIdSetting = int | Literal["auto"] | None
 """`"auto"`: the run in progress in the store; an int: that run; None: no run."""

@@ -9,8 +9,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from metrics.sample import Sample
-from metrics.store import EventRow
+from benchlab.metrics.store.database import EventRow
+from benchlab.metrics.store.sample import Sample
 
 _CLAIM = ".claimed-"
 

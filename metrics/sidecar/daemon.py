@@ -1,6 +1,6 @@
 """The resource and queue sidecar: sample targets and probes every tick, store rows, serve /metrics.
 
-Flag values and the config file's targets and probes are parsed by `metrics/spec.py`.
+Flag values and the config file's targets and probes are parsed by `metrics/sidecar/spec.py`.
 
 Config file (`--config`, TOML, or JSON when the name ends in `.json`; same keys), merged with the flags:
 
@@ -36,14 +36,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchlab.metrics.sidecar.exposition import QueueReading, SidecarCollector, Snapshot
+from benchlab.metrics.sidecar.probe import ProbeSpec, label_of, open_probe
+from benchlab.metrics.sidecar.process import ProcessSampler, Target, read_table
+from benchlab.metrics.sidecar.spec import RunIdSetting, load_config
+from benchlab.metrics.store.database import Store, first_line
 from prometheus_client import CollectorRegistry, start_http_server
 from sqlalchemy.exc import IntegrityError
-
-from metrics.exposition import QueueReading, SidecarCollector, Snapshot
-from metrics.probe import ProbeSpec, label_of, open_probe
-from metrics.process import ProcessSampler, Target, read_table
-from metrics.spec import RunIdSetting, load_config
-from metrics.store import Store, first_line
 
 __all__ = ["Sidecar", "SidecarSettings", "resolve_settings", "run_sidecar", "sidecar_cpu_benchmark"]
 

@@ -12,11 +12,10 @@ from datetime import UTC
 from typing import Any
 
 import numpy as np
+from benchlab.metrics.store.database import Store
+from benchlab.metrics.store.model import RequestSample
 from sqlalchemy import Float, case, func, literal, select, tuple_
 from sqlalchemy.dialects.postgresql import array
-
-from metrics.model import RequestSample
-from metrics.store import Store
 
 TOTAL = ("", "")
 """(name, method) key of the all-endpoints row."""

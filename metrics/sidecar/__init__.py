@@ -1,0 +1,1 @@
+"""The resource and queue sidecar: procfs and psutil sampling, queue probes, readings and their exposition."""
