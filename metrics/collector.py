@@ -13,11 +13,12 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+from gevent.monkey import get_original
+
 from benchlab.metrics.settings import CollectorSettings
 from benchlab.metrics.store.database import EventRow
 from benchlab.metrics.store.sample import Sample
 from benchlab.metrics.store.writer import CollectorStats, Sink
-from gevent.monkey import get_original
 
 log = logging.getLogger(__name__)
 _real_sleep: Callable[[float], None] = get_original("time", "sleep")

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
-from benchlab.runners.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, RunFailed
+if TYPE_CHECKING:
+    from benchlab.metrics.settings import StoreSettings
+
+from benchlab.runners.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput, RunFailed
 
 TEST_TYPES = ("baseline", "load", "stress", "spike", "soak", "complete")
 
@@ -128,10 +132,11 @@ def _add_run(sub: Any) -> None:
 
 def build_run_spec(ns: argparse.Namespace) -> Any:
     """Turn parsed `run` flags into a RunSpec; raises BadInput naming the first problem."""
-    from benchlab.metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, RunMeta, StoreSettings
+    from locust.util.timespan import parse_timespan
+
+    from benchlab.metrics.settings import RunMeta
     from benchlab.runners.run import resolve_locustfile
     from benchlab.runners.settings import OutputSettings, RunSpec, ShapeSettings
-    from locust.util.timespan import parse_timespan
 
     if ns.test_type not in TEST_TYPES:  # argparse checks choices on flags only, not on env defaults
         raise BadInput(f"bad test type {ns.test_type!r} (TEST_TYPE): expected one of {', '.join(TEST_TYPES)}")
@@ -145,7 +150,7 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
         raise BadInput(f"bad run time {ns.run_time!r}: use Locust syntax such as 30s, 5m, 1h30m") from None
     if run_time <= 0:
         raise BadInput(f"bad run time {ns.run_time!r}: must be > 0")
-    url = _checked_url(ns.db or DEFAULT_DB_URL)
+    store = store_settings(ns)
     locustfile = resolve_locustfile(ns.locustfile)
     classes = tuple(ns.user_class)
     scenario = ns.scenario or (locustfile.stem + (":" + "+".join(classes) if classes else ""))
@@ -181,7 +186,6 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
             validate(shape)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
-    store = StoreSettings(url=url, spool_dir=Path(ns.spool_dir) if ns.spool_dir else DEFAULT_SPOOL_DIR)
     return RunSpec(
         meta=meta,
         locustfile=locustfile,
@@ -216,40 +220,52 @@ def _git_commit(path: Path) -> str | None:
 def cmd_run(ns: argparse.Namespace) -> int:
     """`benchlab run`."""
     import locust  # noqa: F401  - gevent monkey-patching before anything imports ssl or sockets
+
+    from benchlab.runners.report.summary import suite_json
+    from benchlab.runners.report.table import table
     from benchlab.runners.run import execute
 
     spec = build_run_spec(ns)
-    return execute(spec)
+    results = execute(spec)
+    for result in results:
+        print(table(result.rows, result.totals))
+        if result.error:
+            print(f"benchlab: {result.error}", file=sys.stderr)
+    if spec.output.json:
+        print(json.dumps(suite_json([(r.test_type, r.rows, r.totals) for r in results])))
+    sys.stdout.flush()
+    return next((r.exit_code for r in results if r.exit_code != EXIT_OK), EXIT_OK)
 
 
 def cmd_demo(ns: argparse.Namespace) -> int:
     """`benchlab demo`."""
     import locust  # noqa: F401  - gevent monkey-patching first
-    from benchlab.metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, StoreSettings
+    from locust.util.timespan import parse_timespan
+
     from benchlab.runners.demo.tour import run_demo
     from benchlab.runners.settings import DemoSettings
-    from locust.util.timespan import parse_timespan
 
     try:
         run_time = float(parse_timespan(ns.run_time))
     except (ValueError, TypeError):
         raise BadInput(f"bad run time {ns.run_time!r}: use Locust syntax such as 30s, 5m") from None
-    store = StoreSettings(
-        url=_checked_url(ns.db or DEFAULT_DB_URL), spool_dir=Path(ns.spool_dir) if ns.spool_dir else DEFAULT_SPOOL_DIR
-    )
+    store = store_settings(ns)
     return run_demo(
         DemoSettings(store=store, locustfile=Path(ns.locustfile), users=ns.users, run_time=run_time, quiet=ns.quiet)
     )
 
 
-def _checked_url(url: str) -> str:
+def store_settings(ns: argparse.Namespace) -> StoreSettings:
+    """The one place --db/BENCHLAB_DB_URL and --spool-dir/BENCHLAB_SPOOL_DIR become store settings."""
+    from benchlab.metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, StoreSettings
     from benchlab.metrics.store.database import BadStoreUrl, parse_url
 
+    url = ns.db or DEFAULT_DB_URL
     try:
         parse_url(url)
     except BadStoreUrl as exc:
         raise BadInput(str(exc)) from None
-    return url
+    return StoreSettings(url=url, spool_dir=Path(ns.spool_dir) if ns.spool_dir else DEFAULT_SPOOL_DIR)
 
 
 def _add_other(sub: Any) -> None:

@@ -9,8 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from benchlab.metrics.settings import DEFAULT_DB_URL, DEFAULT_SPOOL_DIR, StoreSettings
-from benchlab.metrics.store.database import BadStoreUrl, Store, StoreUnavailable, parse_url
+from benchlab.metrics.store.database import Store, StoreUnavailable, parse_url
 from benchlab.metrics.store.sample import COLUMNS
 from benchlab.metrics.store.spool import Spool
 from benchlab.metrics.store.writer import replay_spool
@@ -22,16 +21,14 @@ EXPORT_COLUMNS = ("run_id", *COLUMNS, "worker")
 
 def open_store(ns: argparse.Namespace, *, must_exist: bool = True) -> Store:
     """The store named by --db / BENCHLAB_DB_URL; BadInput for a bad URL or a SQLite file that is not there."""
-    url = ns.db or DEFAULT_DB_URL
-    try:
-        parsed = parse_url(url)
-    except BadStoreUrl as exc:
-        raise BadInput(str(exc)) from None
+    from benchlab.runners.cli import store_settings
+
+    settings = store_settings(ns)
+    parsed = parse_url(settings.url)
     if must_exist and parsed.get_backend_name() == "sqlite" and not Path(str(parsed.database)).exists():
-        raise BadInput(f"no metrics store at {url}: nothing has been run yet")
-    spool = Path(ns.spool_dir) if ns.spool_dir else DEFAULT_SPOOL_DIR
+        raise BadInput(f"no metrics store at {settings.url}: nothing has been run yet")
     try:
-        return Store(settings=StoreSettings(url=url, spool_dir=spool)).open()
+        return Store(settings=settings).open()
     except StoreUnavailable as exc:
         raise RunFailed(str(exc)) from None
 

@@ -25,6 +25,8 @@ def start_monitor(spec: RunSpec, run_id: int) -> Callable[[], None]:
         str(run_id),
         "--db",
         spec.store.url,
+        "--spool-dir",
+        str(spec.store.spool_dir),
         "--service",
         "target",
     ]

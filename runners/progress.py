@@ -7,8 +7,9 @@ import time
 from typing import TextIO
 
 import gevent
-from benchlab.metrics.collector import RequestCollector
 from locust.env import Environment
+
+from benchlab.metrics.collector import RequestCollector
 
 
 def progress_line(env: Environment, elapsed: float, planned: float) -> str:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import socket
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,23 +15,25 @@ from typing import Any, TypeVar
 
 import gevent
 import locust
+from locust import User
+from locust.env import Environment
+
 from benchlab.metrics.collector import Observer, RequestCollector
 from benchlab.metrics.exporter import REPORT_KEY, RunLabels, RunnerCollector, Tally
 from benchlab.metrics.exporter import serve as serve_metrics
 from benchlab.metrics.store.database import Store, StoreUnavailable, first_line
-from benchlab.metrics.store.query import EndpointStats, endpoint_stats
+from benchlab.metrics.store.query import endpoint_stats
 from benchlab.metrics.store.spool import Spool
+from benchlab.metrics.store.stats import EndpointStats
 from benchlab.metrics.store.writer import CollectorStats, WriterProcess, replay_spool
+from benchlab.runners.analysis.summary import Totals, run_columns
 from benchlab.runners.errors import EXIT_FAILED, EXIT_OK, RunFailed
 from benchlab.runners.health import check_target
 from benchlab.runners.monitor import start_monitor
 from benchlab.runners.progress import watch
-from benchlab.runners.settings import RunSpec
+from benchlab.runners.settings import RunSpec, WorkerConfig
 from benchlab.runners.shape import make_shape
-from benchlab.runners.summary import Totals, as_json, run_columns, table
 from benchlab.runners.swarm import Outcome, Swarm, load_users, worker_command
-from locust import User
-from locust.env import Environment
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -42,15 +42,17 @@ SUITE_ORDER = ("baseline", "load", "stress", "spike", "soak")
 
 @dataclass
 class RunResult:
-    """One finished run: its totals, exact endpoint rows and exit code."""
+    """One finished run: its totals, exact endpoint rows, exit code and what went wrong, if anything."""
 
     totals: Totals
     rows: list[EndpointStats]
     exit_code: int
+    test_type: str = "load"
+    error: str | None = None
 
 
-def execute(spec: RunSpec) -> int:
-    """Validate, check the target, run, summarise; return the exit code. Raises BadInput before writing anything."""
+def execute(spec: RunSpec) -> list[RunResult]:
+    """Validate, check the target, run and summarise each run. Raises BadInput before writing anything."""
     users = load_users(spec.locustfile, spec.meta.user_classes)
     if spec.health_check:
         status = check_target(spec.meta.host, spec.health_path)
@@ -66,8 +68,7 @@ def execute(spec: RunSpec) -> int:
             results = [run_once(spec, users, store)]
     finally:
         store.close()
-    _report(spec, results)
-    return next((r.exit_code for r in results if r.exit_code != EXIT_OK), EXIT_OK)
+    return results
 
 
 def run_suite(spec: RunSpec, users: list[type[User]], store: Store) -> list[RunResult]:
@@ -130,10 +131,9 @@ def _finish(
     )
     summary = run_columns(rows, totals)
     _with_retry(lambda: store.finish_run(run_id, status=status, summary=summary), "finish the run", default=None)
-    if outcome.error:
-        print(f"benchlab: run {run_id} failed: {outcome.error}", file=sys.stderr)
     code = 128 + outcome.signal if outcome.signal else EXIT_FAILED if outcome.error or pending else EXIT_OK
-    return RunResult(totals=totals, rows=rows, exit_code=code)
+    error = f"run {run_id} failed: {outcome.error}" if outcome.error else None
+    return RunResult(totals=totals, rows=rows, exit_code=code, test_type=spec.meta.test_type, error=error)
 
 
 @contextmanager
@@ -185,17 +185,17 @@ def _drive(spec: RunSpec, swarm: Swarm, run_id: int) -> Outcome:
     port = free_port()
     argv = [
         worker_command(
-            {
-                "locustfile": str(spec.locustfile),
-                "user_classes": list(spec.meta.user_classes),
-                "host": spec.meta.host,
-                "run_id": run_id,
-                "worker": f"w{i + 1}",
-                "master_port": port,
-                "db_url": spec.store.url,
-                "tally": spec.metrics_port is not None,
-                "spool_dir": str(spec.store.spool_dir),
-            }
+            WorkerConfig(
+                locustfile=str(spec.locustfile),
+                user_classes=spec.meta.user_classes,
+                host=spec.meta.host,
+                run_id=run_id,
+                worker=f"w{i + 1}",
+                master_port=port,
+                db_url=spec.store.url,
+                spool_dir=str(spec.store.spool_dir),
+                tally=spec.metrics_port is not None,
+            )
         )
         for i in range(spec.meta.workers)
     ]
@@ -226,7 +226,7 @@ def _with_retry(fn: Callable[[], T], what: str, *, default: T, attempts: int = 1
             return fn()
         except Exception as exc:
             if attempt == attempts - 1:
-                print(f"benchlab: could not {what}: {first_line(exc)}", file=sys.stderr)
+                log.error("could not %s: %s", what, first_line(exc))
                 return default
             log.warning("could not %s (attempt %d): %s", what, attempt + 1, first_line(exc))
             gevent.sleep(delay)
@@ -238,20 +238,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def _report(spec: RunSpec, results: list[RunResult]) -> None:
-    for result in results:
-        print(table(result.rows, result.totals))
-    if spec.output.json:
-        last = results[-1]
-        payload = as_json(last.rows, last.totals)
-        if len(results) > 1:
-            payload["suite_runs"] = [
-                as_json(r.rows, r.totals) | {"test_type": t} for r, t in zip(results, SUITE_ORDER, strict=False)
-            ]
-        print(json.dumps(payload))
-    sys.stdout.flush()
 
 
 LOAD_TESTS = (Path("load_tests"), Path(__file__).resolve().parent.parent / "load_tests")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import json
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchlab.metrics.settings import CollectorSettings, RunMeta, StoreSettings
@@ -110,3 +111,42 @@ class DemoSettings:
     """Seconds of each run."""
     quiet: bool = False
     """No live progress line."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkerConfig:
+    """What one `--workers` child process needs; passed to `python -m benchlab.runners.worker` as JSON."""
+
+    locustfile: str
+    """Path of the Locust file."""
+    user_classes: tuple[str, ...]
+    """User classes to run; empty means every class of the file."""
+    host: str
+    """Target base URL."""
+    run_id: int
+    """The master's run id, under which this worker stores its samples."""
+    worker: str
+    """Worker label stored with each sample (w1, w2, ...)."""
+    master_port: int
+    """Port of the Locust master on 127.0.0.1."""
+    db_url: str
+    """Store URL."""
+    spool_dir: str
+    """Spool directory."""
+    tally: bool = False
+    """Keep a tally for the master's /metrics."""
+
+    def to_json(self) -> str:
+        """The JSON argument of the worker process."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> WorkerConfig:
+        """Parse the JSON argument; the worker's only input."""
+        data = json.loads(text)
+        return cls(**(data | {"user_classes": tuple(data["user_classes"])}))
+
+    @property
+    def store(self) -> StoreSettings:
+        """Store settings of this worker's writer."""
+        return StoreSettings(url=self.db_url, spool_dir=Path(self.spool_dir))

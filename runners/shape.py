@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar, Final
 
-from benchlab.runners.settings import ShapeSettings
 from locust import LoadTestShape
+
+from benchlab.runners.settings import ShapeSettings
 
 logger = logging.getLogger(__name__)
 

@@ -13,12 +13,14 @@ from typing import Any
 
 import gevent
 import gevent.event
-from benchlab.runners.errors import BadInput
 from locust import User
 from locust.env import Environment
 from locust.runners import MasterRunner, Runner
 from locust.shape import LoadTestShape
 from locust.util.load_locustfile import load_locustfile
+
+from benchlab.runners.errors import BadInput
+from benchlab.runners.settings import WorkerConfig
 
 log = logging.getLogger(__name__)
 WORKER_CONNECT_TIMEOUT = 30.0
@@ -160,6 +162,6 @@ def _collect_workers(procs: list[subprocess.Popen[bytes]], runner: MasterRunner)
     return reports
 
 
-def worker_command(payload: dict[str, Any]) -> list[str]:
+def worker_command(config: WorkerConfig) -> list[str]:
     """argv that starts one worker process for `benchlab.runners.worker`."""
-    return [sys.executable, "-m", "benchlab.runners.worker", json.dumps(payload)]
+    return [sys.executable, "-m", "benchlab.runners.worker", config.to_json()]

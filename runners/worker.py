@@ -11,31 +11,28 @@ from typing import Any
 
 import gevent
 import locust
-from benchlab.metrics.collector import Observer, RequestCollector
-from benchlab.metrics.exporter import REPORT_KEY, Tally
-from benchlab.metrics.settings import StoreSettings
-from benchlab.metrics.store.writer import WriterProcess
-from benchlab.runners.swarm import load_users
 from locust.env import Environment
 
+from benchlab.metrics.collector import Observer, RequestCollector
+from benchlab.metrics.exporter import REPORT_KEY, Tally
+from benchlab.metrics.store.writer import WriterProcess
+from benchlab.runners.settings import WorkerConfig
+from benchlab.runners.swarm import load_users
 
-def serve(payload: dict[str, Any]) -> dict[str, Any]:
+
+def serve(config: WorkerConfig) -> dict[str, Any]:
     """Connect to the master, run users until it says quit, flush every sample; return this worker's report."""
-    users = load_users(Path(payload["locustfile"]), tuple(payload["user_classes"]))
+    users = load_users(Path(config.locustfile), config.user_classes)
     tally = Tally()
-    sink = WriterProcess(
-        store=StoreSettings(url=payload["db_url"], spool_dir=Path(payload["spool_dir"])),
-        run_id=int(payload["run_id"]),
-        worker=payload["worker"],
-    )
-    observers: list[Observer] = [tally.observe] if payload.get("tally") else []
-    collector = RequestCollector(sink=sink, run_id=int(payload["run_id"]), observers=observers).start()
-    env = Environment(user_classes=users, host=payload["host"], events=locust.events)
+    sink = WriterProcess(store=config.store, run_id=config.run_id, worker=config.worker)
+    observers: list[Observer] = [tally.observe] if config.tally else []
+    collector = RequestCollector(sink=sink, run_id=config.run_id, observers=observers).start()
+    env = Environment(user_classes=users, host=config.host, events=locust.events)
     env.events.request.add_listener(collector.on_request)
-    if payload.get("tally"):
+    if config.tally:
         # The master's /metrics sums the cumulative tallies that ride along with each stats report.
         env.events.report_to_master.add_listener(lambda client_id, data: data.update({REPORT_KEY: tally.snapshot()}))
-    runner = env.create_worker_runner("127.0.0.1", int(payload["master_port"]))
+    runner = env.create_worker_runner("127.0.0.1", config.master_port)
     env.events.init.fire(environment=env, runner=runner, web_ui=None)
     # SIGINT goes to the whole process group on Ctrl-C: the master decides; SIGTERM stops this worker cleanly.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -43,7 +40,7 @@ def serve(payload: dict[str, Any]) -> dict[str, Any]:
     runner.greenlet.join()
     stats = collector.stop()
     return {
-        "worker": payload["worker"],
+        "worker": config.worker,
         "received": stats.received,
         "stored": stats.stored,
         "spooled": stats.spooled,
@@ -55,7 +52,7 @@ def serve(payload: dict[str, Any]) -> dict[str, Any]:
 def main() -> int:
     """Entry point: `python -m benchlab.runners.worker '<json payload>'`; the last stdout line is the JSON report."""
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s worker %(levelname)s %(name)s: %(message)s")
-    report = serve(json.loads(sys.argv[1]))
+    report = serve(WorkerConfig.from_json(sys.argv[1]))
     print(json.dumps(report), flush=True)
     return 0
 

@@ -36,13 +36,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from prometheus_client import CollectorRegistry, start_http_server
+from sqlalchemy.exc import IntegrityError
+
 from benchlab.metrics.sidecar.exposition import QueueReading, SidecarCollector, Snapshot
 from benchlab.metrics.sidecar.probe import ProbeSpec, label_of, open_probe
 from benchlab.metrics.sidecar.process import ProcessSampler, Target, read_table
 from benchlab.metrics.sidecar.spec import RunIdSetting, load_config
 from benchlab.metrics.store.database import Store, first_line
-from prometheus_client import CollectorRegistry, start_http_server
-from sqlalchemy.exc import IntegrityError
 
 __all__ = ["Sidecar", "SidecarSettings", "resolve_settings", "run_sidecar", "sidecar_cpu_benchmark"]
 

@@ -38,9 +38,10 @@ from urllib.parse import urlsplit
 
 import pika
 import redis
-from benchlab.metrics.sidecar.exposition import QueueReading
 from pika.exceptions import AMQPError, ChannelClosedByBroker
 from prometheus_client.parser import text_string_to_metric_families
+
+from benchlab.metrics.sidecar.exposition import QueueReading
 
 __all__ = [
     "Probe",

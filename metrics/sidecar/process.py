@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from typing import NamedTuple
 
 import psutil
+
 from benchlab.metrics.sidecar.exposition import ServiceReading
 from benchlab.metrics.sidecar.procfs import CLK_TCK, PAGE_SIZE, ProcStat, read_file, read_io, read_net_dev, read_table
 

@@ -9,12 +9,13 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from benchlab.metrics.settings import RunMeta, StoreSettings
-from benchlab.metrics.store.model import Base, QueueSample, RequestSample, ResourceSample, Run, RunEvent
-from benchlab.metrics.store.sample import COLUMNS, Sample, as_row
 from sqlalchemy import Engine, create_engine, event, func, insert, select, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from benchlab.metrics.settings import RunMeta, StoreSettings
+from benchlab.metrics.store.model import Base, QueueSample, RequestSample, ResourceSample, Run, RunEvent
+from benchlab.metrics.store.sample import COLUMNS, Sample, as_row
 
 try:
     BENCHLAB_VERSION = version("benchlab")

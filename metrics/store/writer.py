@@ -22,11 +22,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
+from gevent.monkey import get_original
+
 from benchlab.metrics.settings import CollectorSettings, StoreSettings
 from benchlab.metrics.store.database import EventRow, Store, first_line
 from benchlab.metrics.store.sample import Sample
 from benchlab.metrics.store.spool import Spool
-from gevent.monkey import get_original
 
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!I")

@@ -8,15 +8,16 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import Flask, Response, current_app, jsonify, request
+from prometheus_client import CollectorRegistry, Counter, Gauge, Info
+from werkzeug.exceptions import HTTPException
+
 from benchlab.metrics.middleware import setup_metrics
 from benchlab.runners.demo.auth import MIN_PASSWORD, TokenSigner, UserStore
 from benchlab.runners.demo.content import CONTENT_TYPES, TEMPLATES, ContentStore
 from benchlab.runners.demo.jobqueue import JobQueue, LocalJobQueue
 from benchlab.runners.demo.profile import PROFILES, Profile
 from benchlab.runners.demo.worker import JOB_KINDS, JobMetrics, QueueCollector, Worker
-from flask import Flask, Response, current_app, jsonify, request
-from prometheus_client import CollectorRegistry, Counter, Gauge, Info
-from werkzeug.exceptions import HTTPException
 
 __all__ = ["SERVICE_NAME", "DemoState", "create_app", "state_of"]
 

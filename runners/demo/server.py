@@ -27,10 +27,11 @@ def serve(settings: TargetSettings) -> int:
     monkey.patch_all()
 
     import gevent
+    from gevent.event import Event
+
     from benchlab.runners.demo.app import create_app, state_of
     from benchlab.runners.demo.jobqueue import open_queue
     from benchlab.runners.demo.profile import resolve_profile
-    from gevent.event import Event
 
     profile = resolve_profile(settings)
     queue = open_queue(settings.redis_url, settings.queue_prefix)

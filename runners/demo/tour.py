@@ -11,11 +11,11 @@ from pathlib import Path
 
 from benchlab.metrics.settings import RunMeta
 from benchlab.metrics.store.database import Store, StoreUnavailable
-from benchlab.metrics.store.query import EndpointStats
+from benchlab.metrics.store.stats import EndpointStats
 from benchlab.runners.errors import EXIT_OK, RunFailed
+from benchlab.runners.report.table import table
 from benchlab.runners.run import RunResult, free_port, resolve_locustfile, run_once
 from benchlab.runners.settings import DemoSettings, RunSpec, ShapeSettings
-from benchlab.runners.summary import table
 from benchlab.runners.swarm import load_users
 
 

@@ -8,11 +8,12 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from benchlab.runners.demo.content import burn
-from benchlab.runners.demo.jobqueue import Job, JobQueue, MalformedJob
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from benchlab.runners.demo.content import burn
+from benchlab.runners.demo.jobqueue import Job, JobQueue, MalformedJob
 
 __all__ = ["JOB_KINDS", "JobMetrics", "QueueCollector", "Worker"]
 

@@ -11,13 +11,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg2
+from psycopg2 import sql
+from sqlalchemy import delete, text
+
 from benchlab.metrics.settings import RunMeta, StoreSettings
 from benchlab.metrics.store.database import Store, first_line, make_engine
 from benchlab.metrics.store.model import RequestSample, Run
 from benchlab.metrics.store.sample import Sample
 from benchlab.runners.selfbench.report import MeasureError
-from psycopg2 import sql
-from sqlalchemy import delete, text
 
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
 """Where the temp database is created (trust auth, as in the lab)."""

@@ -52,5 +52,3 @@ def _copy_worktree(dest: Path) -> None:
             target = dest / name
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(src.read_bytes())
-
-

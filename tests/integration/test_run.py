@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from benchlab.metrics.settings import StoreSettings
-from benchlab.metrics.store.database import Store
 from conftest import REPO, benchlab
 from target_fixture import Target
 from tcpproxy import TcpProxy
+
+from benchlab.metrics.settings import StoreSettings
+from benchlab.metrics.store.database import Store
 
 
 def _run_args(locustfile: Path, target: Target, db: str, *extra: str) -> list[str]:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from sqlalchemy import text
+
 from benchlab.metrics.collector import RequestCollector
 from benchlab.metrics.settings import CollectorSettings, RunMeta, StoreSettings
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.spool import Spool
 from benchlab.metrics.store.writer import BatchWriter, WriterProcess, replay_spool
-from sqlalchemy import text
 
 META = RunMeta(
     scenario="unit",

@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
 from benchlab.metrics.sidecar.process import Target
 from benchlab.metrics.sidecar.spec import probe_from_flag, target_from_flag
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import socket
 import urllib.request
 
-from benchlab.metrics.exporter import RunLabels, RunnerCollector, Tally, serve
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+
+from benchlab.metrics.exporter import RunLabels, RunnerCollector, Tally, serve
 
 BATCH = [
     (1.0, "/a", "GET", 3.0, 10, None, 200, True, None),

@@ -8,9 +8,10 @@ from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import pytest
-from benchlab.metrics.middleware import AsgiMetrics, WsgiMetrics, route_label, setup_metrics
 from flask import Flask
 from prometheus_client import CollectorRegistry
+
+from benchlab.metrics.middleware import AsgiMetrics, WsgiMetrics, route_label, setup_metrics
 
 SERVICE = "unit-svc"
 

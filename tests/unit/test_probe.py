@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
 from benchlab.metrics.sidecar.daemon import SidecarSettings, resolve_settings
 from benchlab.metrics.sidecar.exposition import QueueReading, SidecarCollector, Snapshot
 from benchlab.metrics.sidecar.probe import (
@@ -17,8 +20,6 @@ from benchlab.metrics.sidecar.probe import (
 )
 from benchlab.metrics.sidecar.process import Target
 from benchlab.metrics.sidecar.spec import load_config, parse_run_id, probe_from_flag
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 PAGE = """\
 # HELP demo_jobs_processed_total Jobs finished.

@@ -7,12 +7,13 @@ import os
 from pathlib import Path
 
 import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
 from benchlab.metrics.sidecar.exposition import ServiceReading, SidecarCollector, Snapshot
 from benchlab.metrics.sidecar.process import ProcessSampler, Target
 from benchlab.metrics.sidecar.procfs import CLK_TCK, PAGE_SIZE, parse_stat, read_net_dev
 from benchlab.metrics.sidecar.spec import parse_target, target_from_flag
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
 
 OLD = 1
 """Start time (ticks after boot) of processes that were running before the sampler started."""

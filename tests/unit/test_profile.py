@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from benchlab.runners.demo.app import create_app, state_of
 from benchlab.runners.demo.profile import PROFILES, Profile, resolve_profile
 from benchlab.runners.settings import TargetSettings

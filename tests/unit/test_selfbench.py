@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from benchlab.runners.selfbench.bench import FIGURES, parse_args
 from benchlab.runners.selfbench.database import synthetic_samples
 from benchlab.runners.selfbench.loads import Load, parse_locust_json

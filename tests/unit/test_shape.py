@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from types import SimpleNamespace
 
 import pytest
+
 from benchlab.runners.settings import ShapeSettings
 from benchlab.runners.shape import (
     SHAPES,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from benchlab.metrics.store.query import EndpointStats
-from benchlab.runners.summary import Totals, as_json, run_columns, table
+from benchlab.metrics.store.stats import EndpointStats
+from benchlab.runners.analysis.summary import Totals, run_columns
+from benchlab.runners.report.summary import as_json
+from benchlab.runners.report.table import table
 
 ROWS = [
     EndpointStats("/a", "GET", 90, 9, 10.0, 8.0, 20.0, 30.0, 1.0, 40.0, 900, 0, 0.0, 9.0, {"200": 81, "500": 9}),
