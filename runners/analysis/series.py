@@ -1,0 +1,157 @@
+"""Windowed series: the unit of evidence of a comparison.
+
+Single requests are autocorrelated, so a comparison never resamples them. The store aggregates each run into
+fixed time windows (one second by default), and within each window into log-spaced latency buckets. A run is
+then a dense grid of windows, each with a request count, a failure count, a latency sum and a latency
+histogram. Histograms of any set of windows add up, so a percentile of any resample of windows is cheap.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+BUCKETS_PER_E = 50
+"""Latency buckets per e-fold: bucket b holds times in [exp(b/50), exp((b+1)/50)) ms, about 2% wide."""
+MIN_MS = 0.001
+"""Times below this many ms fall into the lowest bucket."""
+
+WindowRow = tuple[int, str, str, int, int, int, int, float]
+"""(run_id, name, method, window, bucket, count, failures, sum_ms) as the store aggregates them."""
+ValueRow = tuple[int, str, int, float]
+"""(run_id, label, window, mean value) of a resource or queue reading."""
+
+
+def bucket_of(ms: float) -> int:
+    """Bucket index of one response time (the same formula the store's SQL uses)."""
+    return int(np.floor(np.log(max(ms, MIN_MS)) * BUCKETS_PER_E))
+
+
+@dataclass(frozen=True)
+class LatencySeries:
+    """One run's requests to one endpoint (or to all of them), window by window."""
+
+    counts: np.ndarray
+    """Requests per window, shape (n,)."""
+    failures: np.ndarray
+    """Failed requests per window, shape (n,)."""
+    sum_ms: np.ndarray
+    """Sum of response times per window, shape (n,)."""
+    hist: np.ndarray
+    """Requests per window and latency bucket, shape (n, len(buckets))."""
+    buckets: np.ndarray
+    """Bucket indices of the histogram's columns, ascending."""
+    window_s: float
+    """Length of one window in seconds."""
+
+    @property
+    def windows(self) -> int:
+        """Number of windows, empty ones included."""
+        return int(self.counts.shape[0])
+
+    @property
+    def requests(self) -> int:
+        """Requests over the whole series."""
+        return int(self.counts.sum())
+
+
+@dataclass(frozen=True)
+class ValueSeries:
+    """One run's readings of one resource or queue metric, one mean value per window."""
+
+    values: np.ndarray
+    """Mean reading per window that has one, shape (n,)."""
+    window_s: float
+    """Length of one window in seconds."""
+
+
+def latency_series(rows: Iterable[WindowRow], window_s: float) -> dict[int, dict[tuple[str, str], LatencySeries]]:
+    """run id → endpoint (name, method) → series, plus the all-endpoints series under ("", "").
+
+    Windows run densely from each run's first to its last window with a request, so idle seconds count
+    as windows with no requests (they matter for throughput).
+    """
+    by_run: dict[int, list[WindowRow]] = defaultdict(list)
+    for row in rows:
+        by_run[row[0]].append(row)
+    return {run_id: _run_series(run_rows, window_s) for run_id, run_rows in by_run.items()}
+
+
+def _run_series(rows: list[WindowRow], window_s: float) -> dict[tuple[str, str], LatencySeries]:
+    arr_w = np.array([r[3] for r in rows], dtype=np.int64)
+    arr_b = np.array([r[4] for r in rows], dtype=np.int64)
+    count = np.array([r[5] for r in rows], dtype=np.float64)
+    fails = np.array([r[6] for r in rows], dtype=np.float64)
+    sums = np.array([r[7] for r in rows], dtype=np.float64)
+    first, n = int(arr_w.min()), int(arr_w.max() - arr_w.min() + 1)
+    buckets = np.unique(arr_b)
+    col = np.searchsorted(buckets, arr_b)
+    win = arr_w - first
+    keys = [(r[1], r[2]) for r in rows]
+    out: dict[tuple[str, str], LatencySeries] = {}
+    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for i, key in enumerate(keys):
+        groups[key].append(i)
+    groups[("", "")] = list(range(len(rows)))
+    for key, members in groups.items():
+        idx = np.asarray(members)
+        hist = np.zeros((n, buckets.size))
+        np.add.at(hist, (win[idx], col[idx]), count[idx])
+        out[key] = LatencySeries(
+            counts=np.bincount(win[idx], weights=count[idx], minlength=n),
+            failures=np.bincount(win[idx], weights=fails[idx], minlength=n),
+            sum_ms=np.bincount(win[idx], weights=sums[idx], minlength=n),
+            hist=hist,
+            buckets=buckets,
+            window_s=window_s,
+        )
+    return out
+
+
+def value_series(rows: Iterable[ValueRow], window_s: float) -> dict[int, dict[str, ValueSeries]]:
+    """run id → label → series of per-window means, in window order (windows without a reading are skipped)."""
+    grouped: dict[int, dict[str, list[tuple[int, float]]]] = defaultdict(lambda: defaultdict(list))
+    for run_id, label, window, value in rows:
+        if value is not None:
+            grouped[run_id][label].append((window, float(value)))
+    return {
+        run_id: {
+            label: ValueSeries(values=np.array([v for _, v in sorted(points)]), window_s=window_s)
+            for label, points in labels.items()
+        }
+        for run_id, labels in grouped.items()
+    }
+
+
+def hist_percentiles(hist: np.ndarray, buckets: np.ndarray, quantiles: Sequence[float]) -> np.ndarray:
+    """Percentiles (ms) of histograms: one per row of `hist` (shape (B, k)) and quantile, shape (B, q).
+
+    Ranks follow `percentile_cont` (linear, rank q·(N-1)); within a bucket, times are taken as spread
+    evenly in log space. Rows with no requests give NaN.
+    """
+    hist = np.atleast_2d(hist)
+    cum = np.cumsum(hist, axis=1)
+    total = cum[:, -1]
+    out = np.full((hist.shape[0], len(quantiles)), np.nan)
+    for j, q in enumerate(quantiles):
+        rank = q * (total - 1)
+        pos = np.argmax(cum > rank[:, None], axis=1)
+        inside = np.take_along_axis(hist, pos[:, None], axis=1)[:, 0]
+        before = np.take_along_axis(cum, pos[:, None], axis=1)[:, 0] - inside
+        with np.errstate(invalid="ignore", divide="ignore"):
+            frac = np.clip((rank - before + 0.5) / inside, 0.0, 1.0)
+        value = np.exp((buckets[pos] + frac) / BUCKETS_PER_E)
+        out[:, j] = np.where(total > 0, value, np.nan)
+    return out
+
+
+def mean_per_window(series: LatencySeries | None) -> np.ndarray:
+    """Mean latency of each window, empty windows filled with the overall mean (to size bootstrap blocks)."""
+    if series is None or series.requests == 0:
+        return np.zeros(0)
+    overall_mean = series.sum_ms.sum() / series.counts.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(series.counts > 0, series.sum_ms / series.counts, overall_mean)
