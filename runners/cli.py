@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from benchlab.metrics.settings import StoreSettings
 
 from benchlab.runners.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput, RunFailed
+from benchlab.runners.verdicts import add_compare, add_judge_flags, judge_settings
 
 TEST_TYPES = ("baseline", "load", "stress", "spike", "soak", "complete")
 
@@ -72,6 +73,18 @@ def _db(p: argparse.ArgumentParser) -> None:
 
 def _add_run(sub: Any) -> None:
     p = sub.add_parser("run", help="run a Locust file against a target and store every sample")
+    _run_flags(p, version_flags=("--app-version",))
+    p.set_defaults(handler=cmd_run)
+    p = sub.add_parser("calibrate", help="N A/A runs of one version: the noise floor of every metric, stored")
+    _run_flags(p, version_flags=("--version", "--app-version"))
+    p.add_argument("--runs", dest="repeats", type=_positive(int, "runs"), default="5", help="A/A repeats (default 5)")
+    from benchlab.runners.calibrate import cmd_calibrate
+
+    p.set_defaults(handler=cmd_calibrate)
+
+
+def _run_flags(p: argparse.ArgumentParser, *, version_flags: tuple[str, ...]) -> None:
+    """The flags of `run`, shared by `calibrate`."""
     p.add_argument(
         "-f",
         "--locustfile",
@@ -85,7 +98,7 @@ def _add_run(sub: Any) -> None:
     p.add_argument("-u", "--users", type=_positive(int, "users"), default=_env("USERS", "10"))
     p.add_argument("-r", "--spawn-rate", type=_positive(float, "spawn rate"), default=_env("SPAWN_RATE", "1"))
     p.add_argument("-t", "--run-time", default=_env("RUN_TIME", "5m"), help="30s, 5m, 1h30m (RUN_TIME)")
-    p.add_argument("--app-version", default=_env("APP_VERSION", "dev"), help="version under test (APP_VERSION)")
+    p.add_argument(*version_flags, dest="app_version", default=_env("APP_VERSION", "dev"), help="version (APP_VERSION)")
     p.add_argument("--test-type", choices=TEST_TYPES, default=_env("TEST_TYPE", "load"), help="load shape")
     p.add_argument("--scenario", default=_env("BENCHLAB_SCENARIO"), help="scenario name (default: file + classes)")
     p.add_argument("--environment", default=_env("BENCHLAB_ENVIRONMENT", "local"))
@@ -126,8 +139,8 @@ def _add_run(sub: Any) -> None:
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
     p.add_argument("-q", "--quiet", action="store_true", help="no live progress line")
     p.add_argument("-v", "--verbose", action="store_true")
+    add_judge_flags(p, for_run=True)
     _db(p)
-    p.set_defaults(handler=cmd_run)
 
 
 def build_run_spec(ns: argparse.Namespace) -> Any:
@@ -197,6 +210,7 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
         metrics_port=ns.metrics_port,
         metrics_bind=ns.metrics_bind,
         monitor=tuple(f"pid:{pid}" for pid in ns.monitor_pid) + tuple(f"process:{rx}" for rx in ns.monitor_process),
+        judge=judge_settings(ns, runs=ns.baseline_runs_n),
     )
 
 
@@ -224,17 +238,22 @@ def cmd_run(ns: argparse.Namespace) -> int:
     from benchlab.runners.report.summary import suite_json
     from benchlab.runners.report.table import table
     from benchlab.runners.run import execute
+    from benchlab.runners.verdicts import check_baseline, judge_after_run
 
     spec = build_run_spec(ns)
+    check_baseline(spec)
     results = execute(spec)
     for result in results:
         print(table(result.rows, result.totals))
         if result.error:
             print(f"benchlab: {result.error}", file=sys.stderr)
+    code = next((r.exit_code for r in results if r.exit_code != EXIT_OK), EXIT_OK)
+    if code == EXIT_OK:
+        code = judge_after_run(spec, [r.totals.run_id for r in results if r.totals.status == "completed"])
     if spec.output.json:
         print(json.dumps(suite_json([(r.test_type, r.rows, r.totals) for r in results])))
     sys.stdout.flush()
-    return next((r.exit_code for r in results if r.exit_code != EXIT_OK), EXIT_OK)
+    return code
 
 
 def cmd_demo(ns: argparse.Namespace) -> int:
@@ -294,6 +313,7 @@ def _add_other(sub: Any) -> None:
     p.add_argument("--queue-prefix", default="benchlab:demo:")
     p.add_argument("--slowdown", type=_positive(float, "slowdown"), default=None)
     p.add_argument("--leak-kb", type=_positive(float, "leak", zero_ok=True), default=None)
+    p.add_argument("--delay-ms", type=_positive(float, "delay", zero_ok=True), default=None, help="added wait on /api/")
     p.add_argument("--token-ttl", type=_positive(float, "token TTL"), default="30")
     p.set_defaults(handler=commands.cmd_target)
     p = sub.add_parser("sidecar", help="sample the target's processes and queues into the store and /metrics")
@@ -326,9 +346,10 @@ def _add_other(sub: Any) -> None:
     p.add_argument("-v", "--verbose", action="store_true")
     _db(p)
     p.set_defaults(handler=commands.cmd_sidecar)
+    add_compare(sub, _db, _positive)
     p = sub.add_parser("demo", help="demo target 1.0 vs 1.1: two short runs and the change (SQLite)")
-    p.add_argument("--users", type=_positive(int, "users"), default="10")
-    p.add_argument("--run-time", default="20s", help="length of each run (Locust syntax)")
+    p.add_argument("--users", type=_positive(int, "users"), default="50")
+    p.add_argument("--run-time", default="30s", help="length of each run (Locust syntax)")
     p.add_argument("-f", "--locustfile", default="content_generation_test.py")
     p.add_argument("-q", "--quiet", action="store_true")
     _db(p)

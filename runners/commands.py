@@ -130,6 +130,7 @@ def cmd_target(ns: argparse.Namespace) -> int:
         queue_prefix=ns.queue_prefix,
         slowdown=ns.slowdown,
         leak_kb=ns.leak_kb,
+        delay_ms=ns.delay_ms,
         token_ttl=ns.token_ttl,
     )
     try:

@@ -14,3 +14,8 @@ class BadInput(ValueError):
 
 class RunFailed(RuntimeError):
     """The run could not be done (target or DB unreachable, Locust crashed): exit code 1."""
+
+
+def gate_exit(failed: bool, *, enabled: bool) -> int:
+    """The exit code of a judged run or comparison: 3 when the gate is on and something failed."""
+    return EXIT_REGRESSION if enabled and failed else EXIT_OK

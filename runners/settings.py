@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchlab.metrics.settings import CollectorSettings, RunMeta, StoreSettings
+from benchlab.runners.analysis.slo import DEFAULT_SLOS, SLOSet
+from benchlab.runners.analysis.threshold import Thresholds
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,6 +31,8 @@ class TargetSettings:
     """Override of the profile's content-generation cost multiplier."""
     leak_kb: float | None = None
     """Override of the profile's memory kept per request, in KiB."""
+    delay_ms: float | None = None
+    """Override of the profile's added wait on every /api/ request, in ms (cooperative: /health is not slowed)."""
     token_ttl: float = 30.0
     """Lifetime of access tokens in seconds; refresh tokens live ten times as long."""
 
@@ -93,6 +97,8 @@ class RunSpec:
     """Address the runner's /metrics listens on."""
     monitor: tuple[str, ...] = ()
     """Sidecar target specs the runner samples itself (--monitor-pid / --monitor-process)."""
+    judge: JudgeSettings | None = None
+    """SLO checks and the gate after each run (baseline version, thresholds, SLOs); None: defaults, no gate."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -105,9 +111,9 @@ class DemoSettings:
     """Load test to drive; a bare name is looked up in load_tests/."""
     versions: tuple[str, str] = ("1.0", "1.1")
     """Baseline version, then the candidate."""
-    users: int = 10
+    users: int = 50
     """Concurrent users of each run."""
-    run_time: float = 20.0
+    run_time: float = 30.0
     """Seconds of each run."""
     quiet: bool = False
     """No live progress line."""
@@ -150,3 +156,41 @@ class WorkerConfig:
     def store(self) -> StoreSettings:
         """Store settings of this worker's writer."""
         return StoreSettings(url=self.db_url, spool_dir=Path(self.spool_dir))
+
+
+@dataclass(frozen=True, kw_only=True)
+class JudgeSettings:
+    """What `compare`, the gate of `run` and `calibrate` judge, and how."""
+
+    version: str | None = None
+    """Candidate version (its latest completed runs)."""
+    baseline_version: str | None = None
+    """Baseline version (BASELINE_VERSION)."""
+    candidate_runs: tuple[int, ...] = ()
+    """Candidate run ids, instead of a version."""
+    baseline_runs: tuple[int, ...] = ()
+    """Baseline run ids, instead of a version."""
+    scenario: str | None = None
+    """Scenario of the runs; default: that of the latest candidate run."""
+    test_type: str | None = None
+    """Test type of the runs; default: that of the latest candidate run."""
+    runs: int = 1
+    """How many of the latest completed runs of each version are pooled."""
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    """Regression thresholds (--thresholds FILE)."""
+    slos: SLOSet = DEFAULT_SLOS
+    """Success criteria (--slo FILE; the seed's table by default)."""
+    window_s: float = 1.0
+    """Window length of the evidence, in seconds."""
+    warmup: float = 0.1
+    """Fraction of each run (at most 30 s) left out as warm-up, besides its first and last windows."""
+    replicates: int = 2000
+    """Bootstrap replicates."""
+    seed: int = 20240101
+    """Seed of the resampling."""
+    save: bool = True
+    """Store the comparison."""
+    fail_on_regression: bool = False
+    """Exit 3 on a regression or an SLO breach (FAIL_ON_REGRESSION)."""
+    fail_on_inconclusive: bool = False
+    """Inconclusive gating metrics fail the gate too."""

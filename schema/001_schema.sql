@@ -107,3 +107,64 @@ CREATE TABLE queue_samples (
 );
 CREATE INDEX ix_queue_samples_run_ts ON queue_samples (run_id, ts);
 CREATE INDEX ix_queue_samples_queue_ts ON queue_samples (queue, ts);
+
+-- Stored comparisons of a candidate version against a baseline: the overall verdict here, one row per
+-- endpoint and metric in comparison_results (endpoint = '' and http_method = '' for all endpoints together).
+CREATE TABLE comparisons (
+    id                BIGSERIAL PRIMARY KEY,
+    created_at        TIMESTAMPTZ NOT NULL,
+    scenario          TEXT NOT NULL,
+    test_type         TEXT NOT NULL,
+    baseline_version  TEXT NOT NULL,
+    candidate_version TEXT NOT NULL,
+    baseline_run_ids  JSONB NOT NULL,
+    candidate_run_ids JSONB NOT NULL,
+    method            TEXT NOT NULL,
+    overall           TEXT NOT NULL,
+    details           JSONB NOT NULL,
+    CONSTRAINT comparisons_overall_check CHECK (overall IN ('regression', 'improvement', 'unchanged', 'inconclusive'))
+);
+CREATE INDEX ix_comparisons_versions ON comparisons (baseline_version, candidate_version, scenario, test_type, created_at);
+
+CREATE TABLE comparison_results (
+    id              BIGSERIAL PRIMARY KEY,
+    comparison_id   BIGINT NOT NULL REFERENCES comparisons (id) ON DELETE CASCADE,
+    endpoint        TEXT NOT NULL,
+    http_method     TEXT NOT NULL,
+    metric          TEXT NOT NULL,
+    subject         TEXT,
+    baseline_value  DOUBLE PRECISION,
+    candidate_value DOUBLE PRECISION,
+    change          DOUBLE PRECISION,
+    change_kind     TEXT NOT NULL,
+    ci_low          DOUBLE PRECISION,
+    ci_high         DOUBLE PRECISION,
+    threshold       DOUBLE PRECISION NOT NULL,
+    noise_floor     DOUBLE PRECISION,
+    p_value         DOUBLE PRECISION,
+    q_value         DOUBLE PRECISION,
+    verdict         TEXT NOT NULL,
+    gating          BOOLEAN NOT NULL,
+    CONSTRAINT comparison_results_change_kind_check CHECK (change_kind IN ('relative', 'absolute'))
+);
+CREATE INDEX ix_comparison_results_comparison ON comparison_results (comparison_id);
+
+-- Run-to-run spread of a metric of one version (sd of ln(value) for relative metrics, of the value for absolute ones).
+CREATE TABLE noise_floors (
+    id          BIGSERIAL PRIMARY KEY,
+    created_at  TIMESTAMPTZ NOT NULL,
+    app_version TEXT NOT NULL,
+    scenario    TEXT NOT NULL,
+    test_type   TEXT NOT NULL,
+    endpoint    TEXT NOT NULL,
+    http_method TEXT NOT NULL,
+    metric      TEXT NOT NULL,
+    subject     TEXT,
+    change_kind TEXT NOT NULL,
+    runs        INTEGER NOT NULL,
+    run_ids     JSONB NOT NULL,
+    mean_value  DOUBLE PRECISION NOT NULL,
+    spread      DOUBLE PRECISION NOT NULL,
+    CONSTRAINT noise_floors_change_kind_check CHECK (change_kind IN ('relative', 'absolute'))
+);
+CREATE INDEX ix_noise_floors_lookup ON noise_floors (app_version, scenario, test_type, created_at);

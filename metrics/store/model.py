@@ -166,3 +166,94 @@ class QueueSample(Base):
     processing_seconds: Mapped[float | None] = mapped_column(Float)
     error_rate: Mapped[float | None] = mapped_column(Float)
     backlog_age_seconds: Mapped[float | None] = mapped_column(Float)
+
+
+VERDICTS = ("regression", "improvement", "unchanged", "inconclusive")
+"""Overall verdicts of a comparison."""
+CHANGE_KINDS = ("relative", "absolute")
+"""How a result's change is expressed: a fraction of the baseline, or a difference in the metric's unit."""
+
+
+class Comparison(Base):
+    """One stored comparison of a candidate version against a baseline, with its overall verdict."""
+
+    __tablename__ = "comparisons"
+    __table_args__ = (
+        CheckConstraint(
+            "overall IN ('regression', 'improvement', 'unchanged', 'inconclusive')", name="comparisons_overall_check"
+        ),
+        Index(
+            "ix_comparisons_versions", "baseline_version", "candidate_version", "scenario", "test_type", "created_at"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(Ts)
+    scenario: Mapped[str] = mapped_column(Text)
+    test_type: Mapped[str] = mapped_column(Text)
+    baseline_version: Mapped[str] = mapped_column(Text)
+    candidate_version: Mapped[str] = mapped_column(Text)
+    baseline_run_ids: Mapped[list[int]] = mapped_column(Json)
+    candidate_run_ids: Mapped[list[int]] = mapped_column(Json)
+    method: Mapped[str] = mapped_column(Text)
+    """Name of the statistical method."""
+    overall: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(Json)
+    """Method, assumptions, settings and warnings."""
+
+
+class ComparisonResult(Base):
+    """One metric of one endpoint (or of all, `endpoint` = '') in a stored comparison, with its verdict."""
+
+    __tablename__ = "comparison_results"
+    __table_args__ = (
+        CheckConstraint("change_kind IN ('relative', 'absolute')", name="comparison_results_change_kind_check"),
+        Index("ix_comparison_results_comparison", "comparison_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    comparison_id: Mapped[int] = mapped_column(Id, ForeignKey("comparisons.id", ondelete="CASCADE"))
+    endpoint: Mapped[str] = mapped_column(Text)
+    http_method: Mapped[str] = mapped_column(Text)
+    metric: Mapped[str] = mapped_column(Text)
+    """mean_ms, p50_ms, p95_ms, p99_ms, rps, error_rate, cpu_percent, rss_bytes or queue_length."""
+    subject: Mapped[str | None] = mapped_column(Text)
+    """The service or queue of a resource metric."""
+    baseline_value: Mapped[float | None] = mapped_column(Float)
+    candidate_value: Mapped[float | None] = mapped_column(Float)
+    change: Mapped[float | None] = mapped_column(Float)
+    change_kind: Mapped[str] = mapped_column(Text)
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    threshold: Mapped[float] = mapped_column(Float)
+    noise_floor: Mapped[float | None] = mapped_column(Float)
+    p_value: Mapped[float | None] = mapped_column(Float)
+    q_value: Mapped[float | None] = mapped_column(Float)
+    verdict: Mapped[str] = mapped_column(Text)
+    gating: Mapped[bool] = mapped_column(Boolean)
+
+
+class NoiseFloor(Base):
+    """Run-to-run spread of one metric of one version, measured over repeated runs."""
+
+    __tablename__ = "noise_floors"
+    __table_args__ = (
+        CheckConstraint("change_kind IN ('relative', 'absolute')", name="noise_floors_change_kind_check"),
+        Index("ix_noise_floors_lookup", "app_version", "scenario", "test_type", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(Ts)
+    app_version: Mapped[str] = mapped_column(Text)
+    scenario: Mapped[str] = mapped_column(Text)
+    test_type: Mapped[str] = mapped_column(Text)
+    endpoint: Mapped[str] = mapped_column(Text)
+    http_method: Mapped[str] = mapped_column(Text)
+    metric: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str | None] = mapped_column(Text)
+    change_kind: Mapped[str] = mapped_column(Text)
+    runs: Mapped[int] = mapped_column(Integer)
+    run_ids: Mapped[list[int]] = mapped_column(Json)
+    mean_value: Mapped[float] = mapped_column(Float)
+    spread: Mapped[float] = mapped_column(Float)
+    """sd of ln(value) across runs for relative metrics; sd of the value for absolute ones."""

@@ -7,28 +7,54 @@ default (linear) percentile is the same interpolation as `percentile_cont`.
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Float, case, func, literal, select, tuple_
+from sqlalchemy import ColumnElement, Float, and_, case, func, literal, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import array
 
 from benchlab.metrics.store.database import Store
-from benchlab.metrics.store.model import RequestSample
+from benchlab.metrics.store.model import RequestSample, Run
 from benchlab.metrics.store.stats import QUANTILES, TOTAL, EndpointStats
 
 
-def endpoint_stats(store: Store, run_id: int) -> list[EndpointStats]:
-    """Per-endpoint rows sorted by name and method, then the total row last; empty when nothing was stored."""
-    rows = _postgres_stats(store, run_id) if store.is_postgres else _numpy_stats(store, run_id)
-    codes = _status_counts(store, run_id)
+def endpoint_stats(
+    store: Store, run_id: int | Sequence[int], *, between: Mapping[int, tuple[float, float]] | None = None
+) -> list[EndpointStats]:
+    """Per-endpoint rows sorted by name and method, then the total row last; empty when nothing was stored.
+
+    Several run ids pool their samples: counts, means and exact percentiles over the union. `between` limits
+    each run to the samples with from <= epoch seconds of ts < to (its steady state, say).
+    """
+    ids = [int(run_id)] if isinstance(run_id, int) else [int(i) for i in run_id]
+    if not ids:
+        return []
+    where = _where(ids, between)
+    rows = _postgres_stats(store, where) if store.is_postgres else _numpy_stats(store, where)
+    codes = _status_counts(store, where)
     for row in rows:
         row.status_counts = codes.get((row.name, row.method), {})
     return sorted(rows, key=lambda r: (r.is_total, r.name, r.method))
 
 
-def _postgres_stats(store: Store, run_id: int) -> list[EndpointStats]:
+def _where(ids: list[int], between: Mapping[int, tuple[float, float]] | None) -> ColumnElement[bool]:
+    """Samples of the runs, each limited to its time range where one is given."""
+    t = RequestSample.__table__.c
+    if not between:
+        return t.run_id.in_(ids)
+    parts = []
+    for run_id in ids:
+        if run_id in between:
+            start, stop = (datetime.fromtimestamp(x, UTC) for x in between[run_id])
+            parts.append(and_(t.run_id == run_id, t.ts >= start, t.ts < stop))
+        else:
+            parts.append(t.run_id == run_id)
+    return or_(*parts)
+
+
+def _postgres_stats(store: Store, where: ColumnElement[bool]) -> list[EndpointStats]:
     t = RequestSample.__table__.c
     rt = t.response_time_ms
     pct = func.percentile_cont(array([literal(q, Float) for q in QUANTILES])).within_group(rt)
@@ -49,7 +75,7 @@ def _postgres_stats(store: Store, run_id: int) -> list[EndpointStats]:
             func.extract("epoch", func.min(t.ts)),
             func.extract("epoch", func.max(t.ts)),
         )
-        .where(t.run_id == run_id)
+        .where(where)
         .group_by(func.grouping_sets(tuple_(t.name, t.method), tuple_()))
     )
     with store.engine.connect() as conn:
@@ -78,10 +104,10 @@ def _postgres_stats(store: Store, run_id: int) -> list[EndpointStats]:
     return out
 
 
-def _numpy_stats(store: Store, run_id: int) -> list[EndpointStats]:
+def _numpy_stats(store: Store, where: ColumnElement[bool]) -> list[EndpointStats]:
     t = RequestSample.__table__.c
     query = select(t.name, t.method, t.response_time_ms, t.success, t.response_length, t.request_length, t.ts).where(
-        t.run_id == run_id
+        where
     )
     groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
     with store.engine.connect() as conn:
@@ -116,13 +142,9 @@ def _numpy_row(key: tuple[str, str], rows: list[Any]) -> EndpointStats:
     )
 
 
-def _status_counts(store: Store, run_id: int) -> dict[tuple[str, str], dict[str, int]]:
+def _status_counts(store: Store, where: ColumnElement[bool]) -> dict[tuple[str, str], dict[str, int]]:
     t = RequestSample.__table__.c
-    query = (
-        select(t.name, t.method, t.status_code, func.count())
-        .where(t.run_id == run_id)
-        .group_by(t.name, t.method, t.status_code)
-    )
+    query = select(t.name, t.method, t.status_code, func.count()).where(where).group_by(t.name, t.method, t.status_code)
     out: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
     with store.engine.connect() as conn:
         for name, method, code, n in conn.execute(query):
@@ -130,3 +152,45 @@ def _status_counts(store: Store, run_id: int) -> dict[tuple[str, str], dict[str,
             for key in ((name, method), TOTAL):
                 out[key][label] = out[key].get(label, 0) + int(n)
     return out
+
+
+# ---------------------------------------------------------------------------------------------- run selection
+
+
+def _runs(store: Store, query: Any) -> list[Run]:
+    with store.engine.connect() as conn:
+        return [Run(**row) for row in conn.execute(query).mappings()]
+
+
+def latest_runs(
+    store: Store, *, version: str, scenario: str | None = None, test_type: str | None = None, limit: int = 1
+) -> list[Run]:
+    """The newest `limit` completed runs of a version (optionally of one scenario and test type), newest first."""
+    t = Run.__table__.c
+    query = select(Run.__table__).where(t.status == "completed", t.app_version == version)
+    if scenario is not None:
+        query = query.where(t.scenario == scenario)
+    if test_type is not None:
+        query = query.where(t.test_type == test_type)
+    return _runs(store, query.order_by(t.started_at.desc(), t.id.desc()).limit(limit))
+
+
+def versions(store: Store, *, scenario: str | None = None, test_type: str | None = None) -> list[str]:
+    """App versions that have completed runs (optionally of one scenario and test type), sorted."""
+    t = Run.__table__.c
+    query = select(t.app_version).where(t.status == "completed").distinct()
+    if scenario is not None:
+        query = query.where(t.scenario == scenario)
+    if test_type is not None:
+        query = query.where(t.test_type == test_type)
+    with store.engine.connect() as conn:
+        return sorted(str(v) for v in conn.execute(query).scalars())
+
+
+def runs_by_id(store: Store, ids: Sequence[int]) -> list[Run]:
+    """The runs with these ids, in the given order; ids that do not exist are left out."""
+    wanted = [int(i) for i in ids]
+    if not wanted:
+        return []
+    found = {run.id: run for run in _runs(store, select(Run.__table__).where(Run.__table__.c.id.in_(wanted)))}
+    return [found[i] for i in wanted if i in found]

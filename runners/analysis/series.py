@@ -155,3 +155,23 @@ def mean_per_window(series: LatencySeries | None) -> np.ndarray:
     overall_mean = series.sum_ms.sum() / series.counts.sum()
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(series.counts > 0, series.sum_ms / series.counts, overall_mean)
+
+
+def steady_windows(windows: int, window_s: float, *, warmup: float = 0.1, max_warmup_s: float = 30.0) -> slice:
+    """The windows of a run that count as evidence: not its first (partial, cold) or last (partial) window,
+    and not its warm-up, `warmup` of the run (a fraction) but at most `max_warmup_s` seconds."""
+    head = max(1, min(int(np.ceil(warmup * windows)), int(max_warmup_s / window_s)))
+    stop = windows - 1
+    return slice(head, stop) if stop - head >= 1 else slice(0, windows)
+
+
+def trim(series: LatencySeries, keep: slice) -> LatencySeries:
+    """The same series restricted to some windows."""
+    return LatencySeries(
+        counts=series.counts[keep],
+        failures=series.failures[keep],
+        sum_ms=series.sum_ms[keep],
+        hist=series.hist[keep],
+        buckets=series.buckets,
+        window_s=series.window_s,
+    )

@@ -57,4 +57,6 @@ def resolve_profile(settings: TargetSettings) -> Profile:
         profile = replace(profile, content_cost=settings.slowdown)
     if settings.leak_kb is not None:
         profile = replace(profile, leak_bytes=round(settings.leak_kb * 1024))
+    if settings.delay_ms is not None:
+        profile = replace(profile, extra_latency_s=settings.delay_ms / 1000)
     return profile

@@ -1,4 +1,4 @@
-"""`benchlab demo`: start the demo target at 1.0 and 1.1, run the same short baseline against each, compare."""
+"""`benchlab demo`: start the demo target at 1.0 and 1.1, run the same short baseline against each, judge 1.1."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from pathlib import Path
 
 from benchlab.metrics.settings import RunMeta
 from benchlab.metrics.store.database import Store, StoreUnavailable
-from benchlab.metrics.store.stats import EndpointStats
+from benchlab.runners.analysis.verdict import REGRESSION
 from benchlab.runners.errors import EXIT_OK, RunFailed
+from benchlab.runners.judge import Verdict, judge_runs, select
+from benchlab.runners.report import verdict as report
 from benchlab.runners.report.table import table
 from benchlab.runners.run import RunResult, free_port, resolve_locustfile, run_once
-from benchlab.runners.settings import DemoSettings, RunSpec, ShapeSettings
+from benchlab.runners.settings import DemoSettings, JudgeSettings, RunSpec, ShapeSettings
 from benchlab.runners.swarm import load_users
 
 
@@ -37,11 +39,23 @@ def run_demo(settings: DemoSettings) -> int:
                 print(table(results[-1].rows, results[-1].totals), flush=True)
                 if results[-1].exit_code != EXIT_OK:
                     return results[-1].exit_code
+        verdict = _verdict(store, results[0].totals.run_id, results[1].totals.run_id)
     finally:
         store.close()
-    print(changes(results[0].rows, results[1].rows, settings.versions))
+    comparison = verdict.comparison
+    if comparison is None:
+        raise RunFailed("the demo's comparison has no baseline")
+    print(report.table(comparison, *settings.versions, gating_only=True))
+    regressed = sorted({r.endpoint for r in comparison.results if r.verdict == REGRESSION and r.gating and r.endpoint})
+    print(f"regressed endpoints: {', '.join(regressed) if regressed else 'none'}")
     print(f"stored in {settings.store.url} as runs {results[0].totals.run_id} and {results[1].totals.run_id}")
     return EXIT_OK
+
+
+def _verdict(store: Store, baseline_run: int, candidate_run: int) -> Verdict:
+    """The verdict of the candidate run against the baseline run, with default thresholds and SLOs."""
+    judge = JudgeSettings(baseline_runs=(baseline_run,), candidate_runs=(candidate_run,))
+    return judge_runs(store, judge, select(store, judge))
 
 
 def _spec(settings: DemoSettings, path: Path, host: str, version: str) -> RunSpec:
@@ -99,25 +113,3 @@ class _target:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-
-
-def changes(base: list[EndpointStats], cand: list[EndpointStats], versions: tuple[str, str]) -> str:
-    """Relative change of median, p95 and rps per endpoint, candidate against baseline."""
-    old = {(r.name, r.method): r for r in base}
-    lines = [
-        f"change {versions[1]} vs {versions[0]} (positive latency change = slower)",
-        f"{'Method':<7} {'Name':<46} {'median':>9} {'p95':>9} {'requests':>9}",
-    ]
-    for row in cand:
-        prev = old.get((row.name, row.method))
-        if prev is None:
-            continue
-        lines.append(
-            f"{row.method or '':<7} {row.name or 'Aggregated':<46} {_pct(prev.p50_ms, row.p50_ms):>9}"
-            f" {_pct(prev.p95_ms, row.p95_ms):>9} {_pct(prev.requests, row.requests):>9}"
-        )
-    return "\n".join(lines)
-
-
-def _pct(before: float, after: float) -> str:
-    return f"{100 * (after - before) / before:+.1f}%" if before else "n/a"

@@ -27,9 +27,6 @@ import numpy as np
 import psycopg2
 import psycopg2.extras
 import pytest
-from benchlab.metrics.exporter import RunLabels, RunnerCollector, Tally, serve
-from benchlab.metrics.sidecar.exposition import QueueReading, ServiceReading, SidecarCollector, Snapshot
-from benchlab.metrics.store.sample import Sample
 from conftest import pg_admin
 from grafana_queries import (
     POSTGRES_UID,
@@ -42,11 +39,16 @@ from grafana_queries import (
     expand_sql,
     label_values_call,
     load,
+    panels,
     queries,
     variables,
 )
 from promserver import PROMETHEUS, free_port, start_prometheus, stop_process
 from target_fixture import Target
+
+from benchlab.metrics.exporter import RunLabels, RunnerCollector, Tally, serve
+from benchlab.metrics.sidecar.exposition import QueueReading, ServiceReading, SidecarCollector, Snapshot
+from benchlab.metrics.store.sample import Sample
 
 REPO = Path(__file__).resolve().parents[2]
 DASHBOARDS = {d["uid"]: d for d in (load(p) for p in sorted((REPO / "dashboards" / "json").glob("*.json")))}
@@ -262,6 +264,52 @@ def _insert(conn: Any, runs: dict[str, RunData]) -> None:
     conn.commit()
 
 
+COMPARED_AT = BASE + timedelta(hours=2)
+"""When the latest stored comparison of 1.0 and 1.1 was made; an older one, and others, are stored too."""
+
+
+def _comparison(cur: Any, created_at: datetime, overall: str, where: tuple[str, str, str, str]) -> int:
+    scenario, test_type, baseline, candidate = where
+    cur.execute(
+        """INSERT INTO comparisons (created_at, scenario, test_type, baseline_version, candidate_version,
+               baseline_run_ids, candidate_run_ids, method, overall, details)
+           VALUES (%s, %s, %s, %s, %s, '[1]', '[3]', 'block-bootstrap', %s, '{"warnings": []}') RETURNING id""",
+        (created_at, scenario, test_type, baseline, candidate, overall),
+    )
+    return int(cur.fetchone()[0])
+
+
+def _insert_comparisons(conn: Any, runs: dict[str, RunData]) -> None:
+    """Stored verdicts: the latest comparison of 1.0 and 1.1 says the generate endpoint regressed."""
+    base, cand = runs["baseline"], runs["candidate"]
+    b95, c95 = (float(np.percentile(run.times(GENERATE), 95)) for run in (base, cand))
+    results = [  # endpoint, method, metric, subject, baseline, candidate, change, kind, verdict, gating
+        (GENERATE[1], GENERATE[0], "p95_ms", None, b95, c95, c95 / b95 - 1, "relative", "regression", True),
+        (GENERATE[1], GENERATE[0], "p99_ms", None, 150.0, 240.0, 0.6, "relative", "regression", True),
+        (GENERATE[1], GENERATE[0], "p50_ms", None, 120.0, 126.0, 0.05, "relative", "inconclusive", True),
+        (GENERATE[1], GENERATE[0], "error_rate", None, 0.05, 0.055, 0.005, "absolute", "unchanged", True),
+        ("/health", "GET", "p95_ms", None, 7.1, 7.0, -0.014, "relative", "unchanged", True),
+        ("/health", "GET", "rps", None, 4.0, 4.0, 0.0, "relative", "unchanged", False),
+        ("", "", "p95_ms", None, 150.0, 210.0, 0.4, "relative", "regression", True),
+        ("", "", "cpu_percent", "target", 35.0, 50.0, 0.43, "relative", "improvement", False),
+    ]
+    with conn.cursor() as cur:
+        old = _comparison(cur, COMPARED_AT - timedelta(days=1), "unchanged", ("locustfile", "load", "1.0", "1.1"))
+        latest = _comparison(cur, COMPARED_AT, "regression", ("locustfile", "load", "1.0", "1.1"))
+        other = _comparison(cur, COMPARED_AT + timedelta(days=1), "improvement", ("locustfile", "stress", "1.0", "1.1"))
+        reverse = _comparison(cur, COMPARED_AT + timedelta(days=1), "improvement", ("locustfile", "load", "1.1", "1.0"))
+        rows = [(latest, *r) for r in results]
+        rows += [(cid, *results[0][:8], "unchanged", True) for cid in (old, other, reverse)]
+        psycopg2.extras.execute_values(
+            cur,
+            """INSERT INTO comparison_results (comparison_id, endpoint, http_method, metric, subject, baseline_value,
+                   candidate_value, change, change_kind, verdict, gating, ci_low, ci_high, threshold, noise_floor,
+                   p_value, q_value) VALUES %s""",
+            [(*r, r[7] - 0.05, r[7] + 0.05, 0.1, 0.02, 0.01, 0.02) for r in rows],
+        )
+    conn.commit()
+
+
 @pytest.fixture(scope="module")
 def store() -> Iterator[Store]:
     """A temporary database built from schema/*.sql and filled with the dataset; dropped afterwards."""
@@ -276,6 +324,7 @@ def store() -> Iterator[Store]:
             conn.commit()
             runs = _make_runs()
             _insert(conn, runs)
+            _insert_comparisons(conn, runs)
             with conn.cursor() as cur:
                 cur.execute("SET TIME ZONE 'UTC'")
             conn.commit()
@@ -373,6 +422,52 @@ def test_version_change_stat_pools_every_endpoint(store: Store) -> None:
     candidate = [s[3] for s in store.runs["candidate"].samples]
     assert row["p95"] == pytest.approx(100 * (np.percentile(candidate, 95) / np.percentile(baseline, 95) - 1), rel=1e-9)
     assert float(row["throughput"]) == pytest.approx(100 * (len(candidate) / len(baseline) - 1), abs=1e-9)
+
+
+def test_stored_verdicts_show_the_latest_comparison(store: Store) -> None:
+    columns, rows = store.execute(_by_title("benchlab-versions", "Stored verdicts"))
+    table = _rows(columns, rows)
+    assert {r["compared"] for r in table} == {COMPARED_AT}, "only the latest comparison of 1.0 against 1.1 (load)"
+    assert [r["verdict"] for r in table][:3] == ["regression"] * 3, "regressions first"
+    assert len(table) == 8 and table[-1]["verdict"] == "unchanged"
+    by_key = {(r["endpoint"], r["metric"]): r for r in table}
+    p95 = by_key[(" ".join(GENERATE), "p95_ms")]
+    baseline = np.percentile(store.runs["baseline"].times(GENERATE), 95)
+    candidate = np.percentile(store.runs["candidate"].times(GENERATE), 95)
+    assert (p95["baseline"], p95["candidate"]) == (pytest.approx(baseline), pytest.approx(candidate))
+    assert p95["change %"] == pytest.approx(100 * (candidate / baseline - 1))
+    assert p95["CI low %"] == pytest.approx(p95["change %"] - 5) and p95["threshold %"] == pytest.approx(10)
+    assert by_key[("all endpoints", "p95_ms")]["verdict"] == "regression"
+    assert by_key[("", "cpu_percent · target")]["gating"] is False
+    assert by_key[(" ".join(GENERATE), "error_rate")]["kind"] == "absolute"
+    [stat] = _rows(*store.execute(_by_title("benchlab-versions", "Stored verdict")))
+    assert (stat["verdict"], stat["comparisons"]) == ("regression", 1)
+    both = store.execute(_by_title("benchlab-versions", "Stored verdict"), test_type=["load", "stress"])
+    assert _rows(*both)[0]["verdict"] == "regression" and _rows(*both)[0]["comparisons"] == 2, "the worst of two"
+    [none] = _rows(*store.execute(_by_title("benchlab-versions", "Stored verdict"), baseline="1.1", candidate="1.1"))
+    assert none["verdict"] is None and none["comparisons"] == 0
+
+
+def test_per_endpoint_markers_are_the_stored_verdicts(store: Store) -> None:
+    query = _by_title("benchlab-versions", "Per endpoint: baseline vs candidate")
+    table = {r["endpoint"]: r for r in _rows(*store.execute(query))}
+    generate = table[" ".join(GENERATE)]
+    assert (generate["p95 verdict"], generate["p99 verdict"], generate["p50 verdict"]) == (
+        "regression",
+        "regression",
+        "inconclusive",
+    )
+    assert (generate["errors verdict"], generate["rps verdict"]) == ("unchanged", None)
+    assert (table["GET /health"]["p95 verdict"], table["GET /health"]["rps verdict"]) == ("unchanged", "unchanged")
+    assert table["GET /api/v1/content/{id}"]["p95 verdict"] is None, "not in the stored comparison: no marker"
+    panel = next(p for p in panels(DASHBOARDS["benchlab-versions"]) if p["title"] == query.title)
+    for override in panel["fieldConfig"]["overrides"]:
+        ids = {prop["id"] for prop in override["properties"]}
+        if "change" in override["matcher"]["options"]:
+            assert not ids & {"thresholds", "custom.cellOptions"}, "no colour computed from a naive change"
+    [marker] = [o for o in panel["fieldConfig"]["overrides"] if o["matcher"]["options"] == ".* verdict"]
+    mappings = next(p["value"] for p in marker["properties"] if p["id"] == "mappings")
+    assert mappings[0]["options"]["regression"]["color"] == "red"
 
 
 def test_resources_table_summarises_the_chosen_run(store: Store) -> None:

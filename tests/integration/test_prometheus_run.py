@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from benchlab.metrics.settings import StoreSettings
-from benchlab.metrics.store.database import Store
-from benchlab.metrics.store.model import ResourceSample
 from conftest import REPO
 from promserver import PROMETHEUS, query, start_prometheus, stop_process
 from sqlalchemy import select
 from target_fixture import Target, free_port
+
+from benchlab.metrics.settings import StoreSettings
+from benchlab.metrics.store.database import Store
+from benchlab.metrics.store.model import ResourceSample
 
 
 @pytest.mark.skipif(not Path(PROMETHEUS).exists(), reason="Debian's prometheus package is not installed")

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 import redis
+from promserver import PROMETHEUS, free_port, query, start_prometheus, stop_process
+
 from benchlab.metrics.sidecar.daemon import SidecarSettings, run_sidecar
 from benchlab.metrics.sidecar.process import Target
 from benchlab.metrics.sidecar.spec import probe_from_flag
-from promserver import PROMETHEUS, free_port, query, start_prometheus, stop_process
 
 REPO = Path(__file__).resolve().parents[2]
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"

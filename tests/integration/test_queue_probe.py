@@ -10,6 +10,8 @@ from collections.abc import Iterator
 import pika
 import pytest
 import redis
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
 from benchlab.metrics.sidecar.probe import (
     RabbitQueueProbe,
     RabbitQueueSpec,
@@ -18,7 +20,6 @@ from benchlab.metrics.sidecar.probe import (
     ScrapeProbe,
     ScrapeSpec,
 )
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg2
-from benchlab.metrics.store.model import Base
 from conftest import pg_admin
 from sqlalchemy import create_engine, inspect
 from sqlalchemy.dialects import postgresql
+
+from benchlab.metrics.store.model import Base
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schema"
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import time
 
 import gevent
-from benchlab.runners.settings import ShapeSettings
-from benchlab.runners.shape import make_shape, profile
 from locust import User, constant, task
 from locust.env import Environment
 from locust.runners import STATE_STOPPED
+
+from benchlab.runners.settings import ShapeSettings
+from benchlab.runners.shape import make_shape, profile
 
 
 class Idle(User):

@@ -16,13 +16,14 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from sqlalchemy import text
+
 from benchlab.metrics.settings import RunMeta, StoreSettings
 from benchlab.metrics.sidecar.daemon import Sidecar, SidecarSettings, run_sidecar, sidecar_cpu_benchmark
 from benchlab.metrics.sidecar.exposition import ServiceReading
 from benchlab.metrics.sidecar.process import ProcessSampler, Target
 from benchlab.metrics.sidecar.spec import probe_from_flag
 from benchlab.metrics.store.database import Store
-from sqlalchemy import text
 
 ACTIVE_CHILD = r"""
 import os, socket, sys, threading, time

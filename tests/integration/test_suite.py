@@ -6,11 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from benchlab.metrics.settings import StoreSettings
-from benchlab.metrics.store.database import Store
 from conftest import benchlab
 from target_fixture import Target, running_target
 from test_load_tests_plain import EXPECTED, FILES
+
+from benchlab.metrics.settings import StoreSettings
+from benchlab.metrics.store.database import Store
 
 
 @pytest.fixture(scope="module")

@@ -12,9 +12,10 @@ from typing import Any
 import psutil
 import pytest
 import redis
-from benchlab.runners.demo.jobqueue import RedisJobQueue
 from prometheus_client.parser import text_string_to_metric_families
 from target_fixture import Target, running_target
+
+from benchlab.runners.demo.jobqueue import RedisJobQueue
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 

@@ -311,13 +311,13 @@ def test_defaults_are_the_seed_table() -> None:
     }
     assert table == {
         "health checks": (
-            "endpoint",
-            ("*health*", "*/status*", "*/metrics*"),
+            "scenario",
+            ("*health*",),
             [("p95", "<", 100.0), ("rps", ">", 50.0), ("error_rate", "<", 0.001)],
         ),
         "content generation": (
-            "endpoint",
-            ("*generat*", "*content*"),
+            "scenario",
+            ("*content*", "*generat*"),
             [("p95", "<", 5000.0), ("rps", ">", 5.0), ("error_rate", "<", 0.05)],
         ),
         "mixed workload": (
@@ -331,15 +331,15 @@ def test_defaults_are_the_seed_table() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        ({"endpoint": "/health", "method": "GET"}, ["health checks"]),
-        ({"endpoint": "/api/v1/status", "method": "GET"}, ["health checks"]),
-        ({"endpoint": "GET /api/v1/status"}, ["health checks"]),
-        ({"endpoint": "/Metrics"}, ["health checks"]),
-        ({"endpoint": "/api/v1/generate/complex", "method": "POST"}, ["content generation"]),
-        ({"endpoint": "/api/v1/content/list"}, ["content generation"]),
-        ({"endpoint": "/api/v1/users"}, []),
+        ({"scenario": "locustfile:HealthCheckUser"}, ["health checks"]),
+        ({"scenario": "health_checks"}, ["health checks"]),
+        ({"scenario": "demo:content_generation_test"}, ["content generation"]),
+        ({"scenario": "locustfile:ContentGenerationUser"}, ["content generation"]),
         ({"scenario": "mixed_workload"}, ["mixed workload"]),
-        ({"scenario": "health_only"}, []),
+        ({"scenario": "locustfile:MixedWorkloadUser"}, ["mixed workload"]),
+        ({"scenario": "auth_session_test"}, []),
+        ({"endpoint": "/health", "method": "GET"}, []),  # defaults judge a whole run, never one endpoint
+        ({"endpoint": "/api/v1/generate/complex", "method": "POST"}, []),
     ],
 )
 def test_defaults_match_names(kwargs: dict[str, str], expected: list[str]) -> None:
@@ -445,15 +445,6 @@ def test_check_defaults_on_a_seed_like_run() -> None:
     ]
     checks = check(DEFAULT_SLOS, observed, scenario="mixed_workload")
     assert [(c.operation, c.endpoint, c.criterion.metric, c.passed) for c in checks] == [
-        ("health checks", "/health", "p95", True),
-        ("health checks", "/health", "rps", True),
-        ("health checks", "/health", "error_rate", True),
-        ("health checks", "/api/v1/status", "p95", True),
-        ("health checks", "/api/v1/status", "rps", False),
-        ("health checks", "/api/v1/status", "error_rate", False),
-        ("content generation", "/api/v1/generate/complex", "p95", False),
-        ("content generation", "/api/v1/generate/complex", "rps", True),
-        ("content generation", "/api/v1/generate/complex", "error_rate", True),
         ("mixed workload", "", "p95", True),
         ("mixed workload", "", "rps", True),
         ("mixed workload", "", "error_rate", True),
@@ -463,3 +454,5 @@ def test_check_defaults_on_a_seed_like_run() -> None:
 def test_check_of_empty_inputs() -> None:
     assert check(DEFAULT_SLOS, []) == []
     assert check(SLOSet(operations=()), [row("/health")]) == []
+    health = check(DEFAULT_SLOS, [row("", rps=40.0, error_rate=0.002, percentiles={0.95: 30.0})], scenario="health")
+    assert [(c.criterion.metric, c.passed) for c in health] == [("p95", True), ("rps", False), ("error_rate", False)]
