@@ -17,15 +17,16 @@ from types import FrameType
 from typing import NoReturn
 
 from benchlab.metrics.store.database import BadStoreUrl, first_line, parse_url
+from benchlab.runners.selfbench import gate
 from benchlab.runners.selfbench.database import copy_rates, synthetic_samples, temp_database
 from benchlab.runners.selfbench.loads import LOCUSTFILE, Load, bare_locust, benchlab_run, exported_times
 from benchlab.runners.selfbench.nginx import Nginx
 from benchlab.runners.selfbench.report import Figure, MeasureError, json_line, relative_errors, table_line
 
-FIGURES = ("P1", "P2", "P3", "P5", "P7")
+FIGURES = ("P1", "P2", "P3", "P5", "P7", "P8")
 """Every figure --only accepts."""
-_ORDER = ("P1", "P3", "P7", "P2", "P5")
-"""Measuring order: the load runs first (P3 reuses P1's runs), then COPY into the same store, then the sidecar."""
+_ORDER = ("P1", "P3", "P7", "P2", "P8", "P5")
+"""Measuring order: the load runs first (P3 reuses P1's runs), then the store (COPY, compare), then the sidecar."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -46,10 +47,16 @@ class Plan:
     """Users of the P1 runs."""
     users_workers: int = 40
     """Users of the P7 runs: enough to make one process CPU-bound."""
+    compare_samples: int = 1_000_000
+    """Samples of each of the two P8 runs."""
+    compare_seconds: float = 300.0
+    """Time the P8 runs' samples spread over (1M in 300 s: ~3.3k rps)."""
+    compare_reps: int = 3
+    """Measured `benchlab compare` invocations of P8; the median counts."""
 
 
 FULL = Plan(seconds=15, rounds=2, samples=300_000, sidecar_seconds=20.0)
-QUICK = Plan(seconds=5, rounds=1, samples=100_000, sidecar_seconds=5.0)
+QUICK = Plan(seconds=5, rounds=1, samples=100_000, sidecar_seconds=5.0, compare_samples=100_000, compare_seconds=30.0)
 
 
 @dataclass
@@ -202,6 +209,19 @@ def measure_p2(bench: Bench) -> list[Figure]:
     return figures
 
 
+def measure_p8(bench: Bench) -> list[Figure]:
+    """Wall time and peak RSS of `benchlab compare` on two stored runs; median (and min-max) of the repetitions."""
+    plan = bench.plan
+    return gate.measure(
+        bench.db(),
+        samples=plan.compare_samples,
+        seconds=plan.compare_seconds,
+        reps=plan.compare_reps,
+        tmp=bench.tmp,
+        say=_say,
+    )
+
+
 def measure_p5(bench: Bench) -> list[Figure]:
     """CPU of the sidecar sampling 50 processes at 1 Hz, as a fraction of one core."""
     try:
@@ -229,6 +249,7 @@ MEASURES: dict[str, Callable[[Bench], list[Figure]]] = {
     "P3": measure_p3,
     "P5": measure_p5,
     "P7": measure_p7,
+    "P8": measure_p8,
 }
 
 

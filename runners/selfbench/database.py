@@ -22,13 +22,14 @@ from benchlab.runners.selfbench.report import MeasureError
 
 ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5"
 """Where the temp database is created (trust auth, as in the lab)."""
-_ENDPOINTS = (
+ENDPOINTS = (
     ("/", "GET", 60),
     ("/api/items", "GET", 20),
     ("/api/items/[id]", "GET", 12),
     ("/api/orders", "POST", 6),
     ("/login", "POST", 2),
 )
+"""(name, method, weight) of the synthetic samples' endpoints."""
 _PER_SECOND_SQL = text(
     "SELECT floor(extract(epoch FROM ts) + response_time_ms / 1000.0)::bigint AS second, count(*)"
     " FROM request_samples WHERE run_id = :run_id GROUP BY 1"
@@ -63,7 +64,7 @@ def synthetic_samples(count: int, *, rps: float = 5000.0, seed: int = 1, start: 
     """`count` samples shaped like a FastHttpUser run at `rps`: mixed endpoints, lognormal times, ~1% failures."""
     rng = random.Random(seed)
     t0 = time.time() - count / rps if start is None else start
-    picks = rng.choices(_ENDPOINTS, weights=[e[2] for e in _ENDPOINTS], k=count)
+    picks = rng.choices(ENDPOINTS, weights=[e[2] for e in ENDPOINTS], k=count)
     out: list[Sample] = []
     for i, (name, method, _) in enumerate(picks):
         ms = rng.lognormvariate(1.3, 0.5)

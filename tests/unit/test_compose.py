@@ -562,47 +562,141 @@ def test_workflow_runs_the_lab_and_always_tears_it_down(workflow: dict[str, Any]
     assert "down -v" in steps[-1]["run"] and steps[-1]["if"] == "always()"
 
 
-def _compare(workflow: dict[str, Any], tmp_path: Path, runs: list[dict[str, Any]], fail: str) -> tuple[int, str]:
-    step = next(s for s in _steps(workflow) if s.get("id") == "compare")
-    assert step["shell"] == "python"
-    script = tmp_path / "compare.py"
-    script.write_text(step["run"])
-    (tmp_path / "runs.json").write_text(json.dumps(runs))
-    summary = tmp_path / "summary.md"
-    summary.write_text("")
-    env = {
+FAKE_DOCKER = """#!{python}
+import json, os, sys
+
+argv = sys.argv[1:]
+with open(os.environ["FAKE_DOCKER_LOG"], "a") as fh:
+    env = {{k: os.environ.get(k) for k in ("APP_VERSION", "BASELINE_VERSION", "FAIL_ON_REGRESSION")}}
+    fh.write(json.dumps({{"argv": argv, "env": env}}) + "\\n")
+if "compare" not in argv:
+    print('{{"run_id": 1}}')
+    sys.exit(0)
+cmd = argv[argv.index("compare") :]
+test_type = cmd[cmd.index("--test-type") + 1]
+rc = json.loads(os.environ["FAKE_RC"]).get(test_type, 0)
+if rc == 2:
+    sys.exit(print("benchlab: no completed run of version '1.1' for test type " + test_type, file=sys.stderr) or 2)
+regressed = rc == 3
+if "--json" in cmd:
+    print(json.dumps({{"test_type": test_type, "gate_failed": regressed}}))
+else:
+    print("## benchlab: 1.1 against 1.0: **" + ("regression" if regressed else "no change") + "**")
+    print("SLO pass: " + test_type)
+if regressed:
+    print("benchlab: GET /: p95 regressed +50.0 %", file=sys.stderr)
+sys.exit(3 if regressed and "--fail-on-regression" in cmd else 0)
+"""
+"""Stands in for `docker`: logs argv and env, answers `runner compare` like benchlab (FAKE_RC: exit per test type)."""
+
+
+def _step(workflow: dict[str, Any], step_id: str) -> dict[str, Any]:
+    return next(s for s in _steps(workflow) if s.get("id") == step_id)
+
+
+def _run_step(
+    workflow: dict[str, Any], step_id: str, tmp_path: Path, rcs: dict[str, int] | None = None, **env: str
+) -> tuple[int, str, str, list[dict[str, Any]]]:
+    """Run a step's script as Actions does (`bash -e`) with a fake docker: exit code, output, summary, docker calls."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("bash is not installed")
+    step = _step(workflow, step_id)
+    assert step.get("shell", "bash") == "bash", f"{step_id} must be a bash step"
+    fake = tmp_path / "bin" / "docker"
+    fake.parent.mkdir(exist_ok=True)
+    fake.write_text(FAKE_DOCKER.format(python=sys.executable))
+    fake.chmod(0o755)
+    (tmp_path / "script.sh").write_text(step["run"])
+    for name in ("summary.md", "output.txt", "docker.log"):
+        (tmp_path / name).write_text("")
+    full_env = {
         **_clean_env(),
         **{k: str(v) for k, v in workflow["env"].items() if "${{" not in str(v)},
-        **step.get("env", {}),
-        "RUNS_FILE": str(tmp_path / "runs.json"),
-        "BASELINE_VERSION": "1.0",
+        "PATH": f"{fake.parent}{os.pathsep}{os.environ['PATH']}",
         "APP_VERSION": "1.1",
-        "FAIL_ON_REGRESSION": fail,
-        "GITHUB_STEP_SUMMARY": str(summary),
+        "BASELINE_VERSION": "1.0",
+        "TEST_TYPE": "load",
+        "FAIL_ON_REGRESSION": "true",
+        "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
+        "GITHUB_OUTPUT": str(tmp_path / "output.txt"),
+        "FAKE_DOCKER_LOG": str(tmp_path / "docker.log"),
+        "FAKE_RC": json.dumps(rcs or {}),
+        **env,
     }
-    out = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
-    return out.returncode, summary.read_text() + out.stdout
+    out = subprocess.run(
+        [bash, "-e", str(tmp_path / "script.sh")],
+        cwd=tmp_path,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    calls = [json.loads(line) for line in (tmp_path / "docker.log").read_text().splitlines()]
+    return out.returncode, out.stdout + out.stderr, (tmp_path / "summary.md").read_text(), calls
 
 
-def _run(version: str, p95: float, error_rate: float = 0.0, status: str = "completed") -> dict[str, Any]:
-    return {
-        "id": 1,
-        "status": status,
-        "scenario": "locustfile",
-        "test_type": "load",
-        "app_version": version,
-        "p95_ms": p95,
-        "rps": 50.0,
-        "error_rate": error_rate,
-    }
+def _compare_calls(calls: list[dict[str, Any]]) -> list[list[str]]:
+    return [c["argv"] for c in calls if "compare" in c["argv"]]
 
 
-def test_workflow_comparison_fails_on_a_regression_only_when_asked(workflow: dict[str, Any], tmp_path: Path) -> None:
-    slower = [_run("1.1", 150.0), _run("1.1", 90.0, status="aborted"), _run("1.0", 100.0)]  # newest first
-    code, text = _compare(workflow, tmp_path, slower, "true")
-    assert code == 3 and "+50.0 %" in text and "regression" in text
-    assert _compare(workflow, tmp_path, slower, "false")[0] == 0
-    code, text = _compare(workflow, tmp_path, [_run("1.1", 110.0), _run("1.0", 100.0)], "true")
-    assert code == 0 and "+10.0 %" in text
-    assert _compare(workflow, tmp_path, [_run("1.1", 100.0, 0.05), _run("1.0", 100.0, 0.0)], "true")[0] == 3
-    assert _compare(workflow, tmp_path, [_run("1.0", 100.0)], "true")[0] == 1, "no candidate run is an error"
+def test_workflow_has_no_inline_python_and_one_gate(workflow: dict[str, Any]) -> None:
+    steps = _steps(workflow)
+    assert not [s.get("name") for s in steps if s.get("shell") == "python"], "the gate is `benchlab compare` only"
+    assert not {"REGRESSION_P95_PCT", "REGRESSION_ERROR_RATE"} & set(workflow["env"])
+    gate = _step(workflow, "compare")
+    script = gate["run"]
+    assert "runner compare" in script and '--version "$APP_VERSION"' in script
+    assert '--baseline-version "$BASELINE_VERSION"' in script and "--format markdown" in script
+    assert re.search(r'if \[ "\$FAIL_ON_REGRESSION" = true \]; then gate=\(--fail-on-regression\)', script)
+    assert "BASELINE_VERSION" in gate["if"] and "APP_VERSION" in gate["if"]
+    assert "--fail-on-regression" not in _step(workflow, "bench")["run"]
+
+
+def test_workflow_runs_record_without_deciding_the_gate(workflow: dict[str, Any], tmp_path: Path) -> None:
+    code, _, _, calls = _run_step(workflow, "bench", tmp_path)
+    runs = [c for c in calls if "runner" in c["argv"] and c["argv"][c["argv"].index("runner") - 1] == "-T"]
+    assert code == 0 and [c["env"]["APP_VERSION"] for c in runs] == ["1.0", "1.1"]
+    assert all(c["env"]["BASELINE_VERSION"] == "" and c["env"]["FAIL_ON_REGRESSION"] == "false" for c in runs)
+    assert (tmp_path / "results" / "summary-1.1.json").read_text().strip() == '{"run_id": 1}'
+
+
+def test_workflow_gate_fails_on_a_regression_only_when_asked(workflow: dict[str, Any], tmp_path: Path) -> None:
+    code, log, summary, calls = _run_step(workflow, "compare", tmp_path, {"load": 3})
+    assert code == 3 and "::error::benchlab compare (load): regression or SLO failure" in log
+    assert "::error::load: GET /: p95 regressed +50.0 %" in log
+    assert "**regression**" in summary and "- SLO pass: load" in summary
+    assert json.loads((tmp_path / "results" / "compare-load.json").read_text())["gate_failed"] is True
+    [markdown, as_json] = _compare_calls(calls)
+    assert "--fail-on-regression" in markdown and "--format markdown" in " ".join(markdown)
+    assert "--json" in as_json and "--fail-on-regression" not in as_json
+    assert all(c["env"]["FAIL_ON_REGRESSION"] == "false" for c in calls), "the flag alone decides"
+    code, log, _, calls = _run_step(workflow, "compare", tmp_path, {"load": 3}, FAIL_ON_REGRESSION="false")
+    assert code == 0 and "::error::" not in log
+    assert not any("--fail-on-regression" in argv for argv in _compare_calls(calls))
+    assert _run_step(workflow, "compare", tmp_path, {"load": 0})[0] == 0
+    code, log, _, _ = _run_step(workflow, "compare", tmp_path, {"load": 2})
+    assert code == 2 and "::error::benchlab compare (load): bad input (exit 2)" in log
+
+
+def test_workflow_gate_compares_each_test_type_of_a_complete_suite(workflow: dict[str, Any], tmp_path: Path) -> None:
+    code, log, summary, calls = _run_step(workflow, "compare", tmp_path, {"spike": 3}, TEST_TYPE="complete")
+    types = [argv[argv.index("--test-type") + 1] for argv in _compare_calls(calls)]
+    assert types == [t for t in ("baseline", "load", "stress", "spike", "soak") for _ in range(2)]
+    assert code == 3 and "(spike): regression" in log and "(load)" not in log
+    assert all((tmp_path / "results" / f"compare-{t}.json").is_file() for t in set(types))
+    assert summary.count("### Test type") == 5
+
+
+def test_workflow_gate_mounts_the_thresholds_file_when_there_is_one(workflow: dict[str, Any], tmp_path: Path) -> None:
+    _, _, _, calls = _run_step(workflow, "compare", tmp_path)
+    assert not any("--thresholds" in argv for argv in _compare_calls(calls))
+    (tmp_path / "benchlab-thresholds.json").write_text("{}")
+    _, _, _, calls = _run_step(workflow, "compare", tmp_path)
+    for argv in _compare_calls(calls):
+        runner = argv.index("runner")
+        mount = argv[argv.index("-v") + 1]
+        assert argv.index("-v") < runner and mount.startswith(f"{tmp_path}/benchlab-thresholds.json:")
+        inside = mount.split(":")[1]
+        assert argv[argv.index("--thresholds") + 1] == inside and argv.index("--thresholds") > runner
+    assert "--thresholds" in known_flags("compare") and "--fail-on-regression" in known_flags("compare")

@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from benchlab.runners.selfbench.bench import FIGURES, parse_args
-from benchlab.runners.selfbench.database import synthetic_samples
+from benchlab.runners.selfbench.database import ENDPOINTS, synthetic_samples
+from benchlab.runners.selfbench.gate import SLOW, compare_argv, sample_batches, slow_verdicts, spread, timed_child
 from benchlab.runners.selfbench.loads import Load, parse_locust_json
 from benchlab.runners.selfbench.nginx import render_config
 from benchlab.runners.selfbench.report import (
@@ -176,6 +178,7 @@ def test_synthetic_samples_look_like_collector_tuples() -> None:
 
 def test_only_option_parses_and_rejects() -> None:
     assert parse_args(["--only", "p1, P3"]).only == ("P1", "P3")
+    assert parse_args(["--only", "p8"]).only == ("P8",)
     assert parse_args([]).only == FIGURES
     with pytest.raises(SystemExit):
         parse_args(["--only", "P4"])
@@ -184,3 +187,79 @@ def test_only_option_parses_and_rejects() -> None:
     assert parse_args(["--rounds", "3"]).rounds == 3
     with pytest.raises(SystemExit):
         parse_args(["--rounds", "0"])
+
+
+def test_seconds_and_megabytes_print_with_their_unit() -> None:
+    assert show(2.4567, "seconds") == "2.46 s"
+    assert show(281.6, "MB") == "282 MB"
+    fig = Figure(key="P8", label="compare: wall time", value=8.91, op="<=", goal=3.0, unit="seconds")
+    assert table_line(fig).split()[-6:] == ["s", "goal", "<=", "3", "s", "MISS"]
+    rss = Figure(key="P8/rss", label="compare: peak RSS", value=281.6, op="<=", goal=300.0, unit="MB")
+    assert table_line(rss).split()[-6:] == ["MB", "goal", "<=", "300", "MB", "PASS"]
+
+
+def test_spread_is_median_and_range_never_the_best() -> None:
+    assert spread([8.9, 2.0, 3.1]) == {"median": 3.1, "min": 2.0, "max": 8.9}
+    assert spread([1.0, 2.0, 3.0, 10.0])["median"] == pytest.approx(2.5)
+    assert spread([4.0]) == {"median": 4.0, "min": 4.0, "max": 4.0}
+    with pytest.raises(MeasureError):
+        spread([])
+
+
+def test_sample_batches_shape_time_span_and_failures() -> None:
+    batches = list(sample_batches(120_000, rps=4000.0, start=1_700_000_000.0, seed=5, batch=50_000))
+    assert [len(b) for b in batches] == [50_000, 50_000, 20_000]
+    rows = [r for b in batches for r in b]
+    assert rows == [r for b in sample_batches(120_000, rps=4000.0, start=1_700_000_000.0, seed=5) for r in b]
+    assert all(len(r) == 9 for r in rows[:1000])
+    ts = np.array([r[0] for r in rows])
+    assert ts.min() >= 1_700_000_000.0 and ts.max() < 1_700_000_030.0 and np.all(np.diff(ts) > -1 / 4000.0)
+    assert {(r[1], r[2]) for r in rows} == {(e[0], e[1]) for e in ENDPOINTS}
+    assert all(r[5] is None for r in rows if r[2] == "GET") and all(r[5] for r in rows if r[2] == "POST")
+    failures = [r for r in rows if not r[7]]
+    assert 0.008 < len(failures) / len(rows) < 0.012
+    assert all(r[6] == 500 and r[8] and r[4] == 265 for r in failures)
+    assert all(r[6] == 200 and r[8] is None for r in rows if r[7])
+    assert all(isinstance(r[3], float) and r[3] > 0 for r in rows)
+
+
+def test_sample_batches_slow_one_endpoint_only() -> None:
+    def medians(slow: tuple[str, str] | None = None, slowdown: float = 1.0) -> dict[tuple[str, str], float]:
+        batches = sample_batches(100_000, rps=5000.0, start=0.0, seed=7, slow=slow, slowdown=slowdown)
+        rows = [r for b in batches for r in b]
+        return {k: float(np.median([r[3] for r in rows if (r[1], r[2]) == k])) for k in {(r[1], r[2]) for r in rows}}
+
+    base, slow = medians(), medians(slow=SLOW, slowdown=1.1)
+    assert slow[SLOW] == pytest.approx(1.1 * base[SLOW], rel=1e-9)
+    assert all(slow[k] == base[k] for k in base if k != SLOW)
+
+
+def test_compare_argv_runs_the_console_entry_point() -> None:
+    argv = compare_argv("postgresql://postgres@127.0.0.1:5432/x")
+    assert argv[:4] == [sys.executable, "-m", "benchlab.runners.cli", "compare"]
+    assert argv[argv.index("--db") + 1] == "postgresql://postgres@127.0.0.1:5432/x" and "--json" in argv
+    assert argv[argv.index("--version") + 1] != argv[argv.index("--baseline-version") + 1]
+
+
+def test_timed_child_measures_that_child_alone(tmp_path: Path) -> None:
+    big = timed_child(
+        [sys.executable, "-c", "b = bytearray(150_000_000); b[::4096] = b'x' * len(b[::4096])"],
+        cwd=tmp_path,
+        timeout=60,
+    )
+    small = timed_child([sys.executable, "-c", "import sys; print('hi'); sys.exit(4)"], cwd=tmp_path, timeout=60)
+    assert big.code == 0 and big.rss_mb > 150
+    assert small.rss_mb < 50, "neither an earlier, bigger child nor this (pytest) process may count"
+    assert small.code == 4 and small.stdout == "hi\n" and 0 < small.wall_s < 30
+    with pytest.raises(MeasureError):
+        timed_child([sys.executable, "-c", "import time; time.sleep(30)"], cwd=tmp_path, timeout=0.5)
+
+
+def test_slow_verdicts_pick_the_slowed_endpoints_latency() -> None:
+    results = [
+        {"endpoint": SLOW[0], "method": SLOW[1], "metric": "p95_ms", "verdict": "regression"},
+        {"endpoint": SLOW[0], "method": SLOW[1], "metric": "error_rate", "verdict": "unchanged"},
+        {"endpoint": "/", "method": "GET", "metric": "p95_ms", "verdict": "unchanged"},
+    ]
+    assert slow_verdicts({"results": results}) == {"p95_ms": "regression"}
+    assert slow_verdicts({}) == {}
