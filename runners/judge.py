@@ -7,20 +7,21 @@ This is the only place where the store meets the analysis: `metrics.store` queri
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.model import Run
 from benchlab.metrics.store.query import endpoint_stats, latest_runs, runs_by_id, versions
 from benchlab.metrics.store.verdict import latest_noise_floors, save_comparison
-from benchlab.metrics.store.window import ValueRow, WindowRow, queue_rows, resource_rows, window_rows
-from benchlab.runners.analysis.compare import Comparison, FloorKey, Key, RunEvidence, Settings, Side, compare
+from benchlab.metrics.store.window import ValueRow, queue_rows, resource_rows, window_blocks
+from benchlab.runners.analysis.evidence import Comparison, FloorKey, Key, RunEvidence, Settings, Side
 from benchlab.runners.analysis.series import (
     BUCKETS_PER_E,
     MIN_MS,
     LatencySeries,
     ValueSeries,
-    latency_series,
+    block_series,
     steady_windows,
     trim,
     value_series,
@@ -113,11 +114,18 @@ def _missing(store: Store, version: str, judge: JudgeSettings, **where: str | No
 def judge_runs(store: Store, judge: JudgeSettings, selection: Selection) -> Verdict:
     """Compare the selection (if it has a baseline), check the candidate's SLOs, store the comparison."""
     window_s = judge.window_s
-    candidate = evidence(store, selection.candidate, window_s, judge.warmup)
+    sides = [selection.candidate, selection.baseline] if selection.baseline else [selection.candidate]
+    # Postgres does the heavy lifting: query both sides at once (SQLite's connections stay on one thread).
+    with ThreadPoolExecutor(max_workers=len(sides) if store.is_postgres else 1) as pool:
+        futures = [pool.submit(evidence, store, runs, window_s, judge.warmup) for runs in sides]
+        from benchlab.runners.analysis.compare import compare  # scipy imports while the store works
+
+        built = [f.result() for f in futures]
+    candidate = built[0]
     comparison = None
     comparison_id = None
     if selection.baseline:
-        baseline = evidence(store, selection.baseline, window_s, judge.warmup)
+        baseline = built[1]
         floors = _floors(store, selection)
         settings = Settings(replicates=judge.replicates, seed=judge.seed, floors=floors)
         comparison = compare(baseline, candidate, judge.thresholds, settings)
@@ -136,11 +144,13 @@ def evidence(store: Store, runs: Sequence[Run], window_s: float, warmup: float =
     Each run loses its first and last (partial) windows and its warm-up (see `steady_windows`).
     """
     ids = [r.id for r in runs]
-    rows = window_rows(store, ids, window_s=window_s, buckets_per_e=BUCKETS_PER_E, min_ms=MIN_MS)
-    first = {run_id: w for run_id, w in _first_windows(rows).items()}
+    blocks = window_blocks(store, ids, window_s=window_s, buckets_per_e=BUCKETS_PER_E, min_ms=MIN_MS)
+    first: dict[int, int] = {}
+    for blk in blocks:
+        first[blk.run_id] = min(first.get(blk.run_id, int(blk.window.min())), int(blk.window.min()))
     latency: dict[int, dict[Key, LatencySeries]] = {}
     between: dict[int, tuple[float, float]] = {}
-    for run_id, by_key in latency_series(rows, window_s).items():
+    for run_id, by_key in block_series(blocks, window_s).items():
         keep = steady_windows(by_key[("", "")].windows, window_s, warmup=warmup)
         latency[run_id] = {key: trim(series, keep) for key, series in by_key.items()}
         between[run_id] = ((first[run_id] + keep.start) * window_s, (first[run_id] + keep.stop) * window_s)
@@ -157,13 +167,6 @@ def evidence(store: Store, runs: Sequence[Run], window_s: float, warmup: float =
     }
     found = [RunEvidence(run_id=i, latency=latency[i], resources=resources[i]) for i in ids if i in latency]
     return Side(version=_label(runs), runs=found, exact=exact)
-
-
-def _first_windows(rows: Sequence[WindowRow]) -> dict[int, int]:
-    first: dict[int, int] = {}
-    for row in rows:
-        first[row[0]] = min(first.get(row[0], row[3]), row[3])
-    return first
 
 
 def _resources(

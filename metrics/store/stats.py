@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
 
 TOTAL = ("", "")
 """(name, method) key of the all-endpoints row."""
@@ -39,3 +42,21 @@ class EndpointStats:
     def is_total(self) -> bool:
         """True for the all-endpoints row."""
         return (self.name, self.method) == TOTAL
+
+
+class WindowBlock(NamedTuple):
+    """One run's one endpoint, aggregated by window and latency bucket: parallel arrays, one entry a group."""
+
+    run_id: int
+    name: str
+    method: str
+    window: np.ndarray
+    """Window index (floor of epoch seconds / window length)."""
+    bucket: np.ndarray
+    """Latency bucket (floor of ln(ms) x buckets per e-fold)."""
+    requests: np.ndarray
+    """Requests in the group."""
+    failures: np.ndarray
+    """Failed requests in the group."""
+    sum_ms: np.ndarray
+    """Sum of their response times."""

@@ -27,6 +27,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.model import QueueSample, RequestSample, ResourceSample
+from benchlab.metrics.store.stats import WindowBlock
 
 WindowRow = tuple[int, str, str, int, int, int, int, float]
 """(run_id, name, method, window, bucket, count, failures, sum_ms)."""
@@ -88,6 +89,18 @@ def window_rows(
     store: Store, run_ids: Sequence[int], *, window_s: float = 1.0, buckets_per_e: int = 50, min_ms: float = 0.001
 ) -> list[WindowRow]:
     """Sample count, failures and summed ms per run, endpoint, window and latency bucket, in no particular order."""
+    blocks = window_blocks(store, run_ids, window_s=window_s, buckets_per_e=buckets_per_e, min_ms=min_ms)
+    out: list[WindowRow] = []
+    for blk in blocks:
+        columns = (blk.window.tolist(), blk.bucket.tolist(), blk.requests.tolist(), blk.failures.tolist())
+        out.extend(zip(repeat(blk.run_id), repeat(blk.name), repeat(blk.method), *columns, blk.sum_ms.tolist()))
+    return out
+
+
+def window_blocks(
+    store: Store, run_ids: Sequence[int], *, window_s: float = 1.0, buckets_per_e: int = 50, min_ms: float = 0.001
+) -> list[WindowBlock]:
+    """The same groups as `window_rows`, as numpy arrays per run and endpoint (no Python object per group)."""
     if window_s <= 0 or buckets_per_e <= 0 or min_ms <= 0:
         raise ValueError("window_s, buckets_per_e and min_ms must be positive")
     ids = _ids(run_ids)
@@ -124,12 +137,25 @@ def window_rows(
         _ensure_sqlite_math(conn)
         result = conn.execute(groups)
         try:  # sqlite3's own tuples already hold int, str and float: no Row objects for 400k rows
-            return list(result.cursor.fetchall())
+            return _blocks(result.cursor.fetchall())
         finally:
             result.close()
 
 
-def _packed_rows(conn: Connection, groups: Subquery) -> list[WindowRow]:
+def _blocks(rows: Sequence[WindowRow]) -> list[WindowBlock]:
+    """Rows grouped into one block per run and endpoint."""
+    grouped: dict[tuple[int, str, str], list[WindowRow]] = {}
+    for row in rows:
+        grouped.setdefault((row[0], row[1], row[2]), []).append(row)
+    out = []
+    for (run_id, name, method), members in grouped.items():
+        a = np.array([r[3:7] for r in members], dtype=np.int64).reshape(-1, 4)
+        sums = np.array([r[7] for r in members], dtype=float)
+        out.append(WindowBlock(run_id, name, method, a[:, 0], a[:, 1], a[:, 2], a[:, 3], sums))
+    return out
+
+
+def _packed_rows(conn: Connection, groups: Subquery) -> list[WindowBlock]:
     """Postgres: the groups of each run and endpoint as one bytea of `_PACKED` records, unpacked by numpy."""
     conn.execute(select(*(func.set_config(k, v, True) for k, v in _POSTGRES_SETTINGS.items()))).all()
     g = groups.c
@@ -145,11 +171,11 @@ def _packed_rows(conn: Connection, groups: Subquery) -> list[WindowRow]:
         record = record.op("||", return_type=LargeBinary)(part)
     packed = func.string_agg(record, literal(b"", LargeBinary), type_=LargeBinary)
     query = select(g.run_id, g.name, g.method, packed).group_by(g.run_id, g.name, g.method)
-    out: list[WindowRow] = []
+    out: list[WindowBlock] = []
     for run_id, name, method, blob in conn.execute(query):
         a = np.frombuffer(blob, dtype=_PACKED)
-        columns = (a[k].tolist() for k in ("w", "b", "n", "f", "s"))
-        out.extend(zip(repeat(int(run_id)), repeat(name), repeat(method), *columns))
+        w, b, n, f, s = (a[k].astype(np.int64 if k != "s" else float) for k in ("w", "b", "n", "f", "s"))
+        out.append(WindowBlock(int(run_id), name, method, w, b, n, f, s))
     return out
 
 

@@ -16,8 +16,7 @@ The method (named in every result's `method`):
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,108 +31,24 @@ from benchlab.runners.analysis.estimate import (
     latency_estimates,
     value_estimates,
 )
-from benchlab.runners.analysis.series import LatencySeries, ValueSeries, mean_per_window
+from benchlab.runners.analysis.evidence import (
+    Comparison,
+    FloorKey,
+    Key,
+    MetricResult,
+    RunEvidence,
+    Settings,
+    Side,
+)
+from benchlab.runners.analysis.series import mean_per_window
 from benchlab.runners.analysis.threshold import DEFAULT_THRESHOLDS, Thresholds
 from benchlab.runners.analysis.verdict import INCONCLUSIVE, Rule, decide, overall
 
-Key = tuple[str, str]
-"""(endpoint name, method); ("", "") is the total over all endpoints."""
-FloorKey = tuple[str, str, str, str]
-"""(endpoint, method, metric, subject) of a noise floor; subject is "" for request metrics."""
+__all__ = ["Comparison", "FloorKey", "Key", "MetricResult", "RunEvidence", "Settings", "Side", "compare"]
+
 RESOURCE_THRESHOLD = {"cpu_percent": "cpu_usage", "rss_bytes": "memory_usage", "queue_length": "queue_length"}
 """Resource and queue metrics and the threshold key that applies to each."""
 METHOD_NAME = "windowed stationary block bootstrap"
-
-
-@dataclass(frozen=True)
-class RunEvidence:
-    """One run, as windows."""
-
-    run_id: int
-    """Store id of the run."""
-    latency: Mapping[Key, LatencySeries]
-    """Endpoint → request windows; ("", "") holds all endpoints."""
-    resources: Mapping[tuple[str, str], ValueSeries] = field(default_factory=dict)
-    """(metric, subject) → readings per window, e.g. ("cpu_percent", "api"), ("queue_length", "jobs")."""
-
-    @property
-    def windows(self) -> int:
-        """Windows of the run's grid."""
-        total = self.latency.get(("", ""))
-        return total.windows if total is not None else 0
-
-
-@dataclass(frozen=True)
-class Side:
-    """The runs of one version in a comparison."""
-
-    version: str
-    """App version label."""
-    runs: Sequence[RunEvidence]
-    """Its runs, newest first."""
-    exact: Mapping[Key, Mapping[str, float]] = field(default_factory=dict)
-    """Exact values over the pooled samples (from SQL), used as point estimates where given."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Settings:
-    """How a comparison is computed."""
-
-    replicates: int = 2000
-    """Bootstrap replicates."""
-    confidence: float = 0.95
-    """Level of the intervals."""
-    alpha: float = 0.05
-    """False discovery rate of the Benjamini-Hochberg adjustment."""
-    seed: int = 20240101
-    """Seed of the resampling, so the same data always gives the same verdict."""
-    min_windows: int = 10
-    """Fewer windows than this on a side makes every metric inconclusive."""
-    min_tail: int = 5
-    """A percentile needs at least this many requests beyond it on each side."""
-    floors: Mapping[FloorKey, float] = field(default_factory=dict)
-    """Calibrated run-to-run spread per metric (sd of the log value, or of the value for error rates)."""
-    floor_min_runs: int = 3
-    """With fewer runs than this on a side, the noise floor widens the interval."""
-    block: float | None = None
-    """Expected block length in windows; None picks it per run from the data (1 would be an i.i.d. bootstrap)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class MetricResult:
-    """One metric of one endpoint (or service or queue), judged."""
-
-    endpoint: str
-    method: str
-    metric: str
-    subject: str
-    baseline: float
-    candidate: float
-    change: float
-    change_kind: str
-    ci_low: float
-    ci_high: float
-    threshold: float
-    noise_floor: float | None
-    p_value: float
-    q_value: float
-    verdict: str
-    gating: bool
-    note: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready, with NaN as None."""
-        return {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(self).items()}
-
-
-@dataclass(frozen=True, kw_only=True)
-class Comparison:
-    """Every judged metric, the overall verdict over the gating ones, and how they were computed."""
-
-    results: tuple[MetricResult, ...]
-    overall: str
-    method: dict[str, Any]
-    warnings: tuple[str, ...]
 
 
 def compare(
@@ -413,7 +328,7 @@ def _method(baseline: Side, candidate: Side, settings: Settings, plans: dict[str
         "name": METHOD_NAME,
         "unit_of_evidence": f"{window_s:g} s windows aggregated in SQL; runs when a side has several",
         "resampling": "runs with replacement, then windows within each run by a stationary bootstrap "
-        "(Politis & Romano 1994; block length by Politis & White 2004, from arch)",
+        "(Politis & Romano 1994; block length by Politis & White 2004, as in arch)",
         "interval": f"{settings.confidence:.0%} percentile bootstrap interval of the change "
         "(log ratio for relative metrics, difference for the error rate)",
         "replicates": settings.replicates,

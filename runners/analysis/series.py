@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from benchlab.metrics.store.stats import WindowBlock
+
 BUCKETS_PER_E = 50
 """Latency buckets per e-fold: bucket b holds times in [exp(b/50), exp((b+1)/50)) ms, about 2% wide."""
 MIN_MS = 0.001
@@ -74,40 +76,45 @@ def latency_series(rows: Iterable[WindowRow], window_s: float) -> dict[int, dict
     Windows run densely from each run's first to its last window with a request, so idle seconds count
     as windows with no requests (they matter for throughput).
     """
-    by_run: dict[int, list[WindowRow]] = defaultdict(list)
+    grouped: dict[tuple[int, str, str], list[WindowRow]] = defaultdict(list)
     for row in rows:
-        by_run[row[0]].append(row)
-    return {run_id: _run_series(run_rows, window_s) for run_id, run_rows in by_run.items()}
+        grouped[(row[0], row[1], row[2])].append(row)
+    blocks = []
+    for (run_id, name, method), members in grouped.items():
+        a = np.array([r[3:7] for r in members], dtype=np.int64).reshape(-1, 4)
+        sums = np.array([r[7] for r in members], dtype=float)
+        blocks.append(WindowBlock(run_id, name, method, a[:, 0], a[:, 1], a[:, 2], a[:, 3], sums))
+    return block_series(blocks, window_s)
 
 
-def _run_series(rows: list[WindowRow], window_s: float) -> dict[tuple[str, str], LatencySeries]:
-    arr_w = np.array([r[3] for r in rows], dtype=np.int64)
-    arr_b = np.array([r[4] for r in rows], dtype=np.int64)
-    count = np.array([r[5] for r in rows], dtype=np.float64)
-    fails = np.array([r[6] for r in rows], dtype=np.float64)
-    sums = np.array([r[7] for r in rows], dtype=np.float64)
-    first, n = int(arr_w.min()), int(arr_w.max() - arr_w.min() + 1)
-    buckets = np.unique(arr_b)
-    col = np.searchsorted(buckets, arr_b)
-    win = arr_w - first
-    keys = [(r[1], r[2]) for r in rows]
+def block_series(blocks: Iterable[WindowBlock], window_s: float) -> dict[int, dict[tuple[str, str], LatencySeries]]:
+    """`latency_series` from the store's columnar blocks (one per run and endpoint)."""
+    by_run: dict[int, list[WindowBlock]] = defaultdict(list)
+    for block in blocks:
+        by_run[block.run_id].append(block)
+    return {run_id: _run_series(run_blocks, window_s) for run_id, run_blocks in by_run.items()}
+
+
+def _run_series(blocks: list[WindowBlock], window_s: float) -> dict[tuple[str, str], LatencySeries]:
+    first = int(min(b.window.min() for b in blocks))
+    n = int(max(b.window.max() for b in blocks)) - first + 1
+    buckets = np.unique(np.concatenate([b.bucket for b in blocks]))
     out: dict[tuple[str, str], LatencySeries] = {}
-    groups: dict[tuple[str, str], list[int]] = defaultdict(list)
-    for i, key in enumerate(keys):
-        groups[key].append(i)
-    groups[("", "")] = list(range(len(rows)))
-    for key, members in groups.items():
-        idx = np.asarray(members)
+    total_hist = np.zeros((n, buckets.size))
+    totals = np.zeros((3, n))
+    for b in blocks:
+        win, col = b.window - first, np.searchsorted(buckets, b.bucket)
         hist = np.zeros((n, buckets.size))
-        np.add.at(hist, (win[idx], col[idx]), count[idx])
-        out[key] = LatencySeries(
-            counts=np.bincount(win[idx], weights=count[idx], minlength=n),
-            failures=np.bincount(win[idx], weights=fails[idx], minlength=n),
-            sum_ms=np.bincount(win[idx], weights=sums[idx], minlength=n),
-            hist=hist,
-            buckets=buckets,
-            window_s=window_s,
+        np.add.at(hist, (win, col), b.requests)
+        sums = np.stack([np.bincount(win, weights=w, minlength=n) for w in (b.requests, b.failures, b.sum_ms)])
+        total_hist += hist
+        totals += sums
+        out[(b.name, b.method)] = LatencySeries(
+            counts=sums[0], failures=sums[1], sum_ms=sums[2], hist=hist, buckets=buckets, window_s=window_s
         )
+    out[("", "")] = LatencySeries(
+        counts=totals[0], failures=totals[1], sum_ms=totals[2], hist=total_hist, buckets=buckets, window_s=window_s
+    )
     return out
 
 
