@@ -181,3 +181,25 @@ def test_stored_comparison_rows_match_the_printed_verdicts(history: dict[str, An
     for key, (verdict, change) in printed.items():
         assert stored[key][0] == verdict
         assert stored[key][1] == pytest.approx(change, nan_ok=True)
+
+
+def test_calibration_floor_is_stored_shown_and_widens_single_runs(
+    targets: tuple[Target, Target], store: str, files: dict[str, Path]
+) -> None:
+    if not store.startswith("sqlite"):
+        pytest.skip("calibration is store-independent; its rows go through the same verdict tables (SQLite here)")
+    common = ("-f", str(files["locustfile"]), "-u", "4", "-r", "4", "-t", "13s", "--test-type", "baseline")
+    common += ("--scenario", "calibrated", "--db", store, "-q", "--slo", str(files["noslo"]))
+    res = benchlab("calibrate", "--version", "1.0", "--runs", "2", "--host", targets[0].url, *common)
+    assert res.code == 0, res.stderr[-2000:]
+    assert "noise floor of 1.0: run-to-run spread (1 sd) over 2 A/A runs" in res.stdout
+    floor_line = next(line for line in res.stdout.splitlines() if line.startswith("GET /health") and "p95_ms" in line)
+    assert floor_line.rstrip().endswith("%")
+    res = benchlab("run", "--host", targets[1].url, "--app-version", "1.1", *common)
+    assert res.code == 0, res.stderr[-2000:]
+    cmp, payload = _compare(store, "--version", "1.1", "--baseline-version", "1.0", "--scenario", "calibrated")
+    assert cmp.code == 0, cmp.stderr
+    health = next(r for r in payload["results"] if r["endpoint"] == "/health" and r["metric"] == "p95_ms")
+    assert health["noise_floor"] is not None and health["noise_floor"] > 0
+    assert "noise floor" in health["note"]
+    assert payload["method"]["runs"]["baseline"] == [max(payload["method"]["runs"]["baseline"])], "latest run only"
