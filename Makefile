@@ -38,7 +38,7 @@ typecheck-tree:
 	@mkdir -p $(TYPECHECK)
 	@ln -sfn ../../../runners $(TYPECHECK)/runners
 	@ln -sfn ../../../metrics $(TYPECHECK)/metrics
-	@ln -sfn ../../../benchlab/__init__.py $(TYPECHECK)/__init__.py
+	@for f in benchlab/*.py; do ln -sfn ../../../$$f $(TYPECHECK)/$$(basename $$f); done
 
 test: venv apt services typecheck-tree
 	$(VENV)/bin/ruff check benchlab runners metrics load_tests tests

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from benchlab.metrics.settings import StoreSettings
 
+from benchlab.runners.analyses import add_analyze, add_trend, after_run
 from benchlab.runners.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput, RunFailed
 from benchlab.runners.verdicts import add_compare, add_judge_flags, judge_settings
 
@@ -74,12 +75,13 @@ def _db(p: argparse.ArgumentParser) -> None:
 def _add_run(sub: Any) -> None:
     p = sub.add_parser("run", help="run a Locust file against a target and store every sample")
     _run_flags(p, version_flags=("--app-version",))
+    p.add_argument(
+        "--results-dir", type=Path, default=None, help="write each run's baseline JSON under DIR/<test type>/"
+    )
     p.set_defaults(handler=cmd_run)
     p = sub.add_parser("calibrate", help="N A/A runs of one version: the noise floor of every metric, stored")
     _run_flags(p, version_flags=("--version", "--app-version"))
     p.add_argument("--runs", dest="repeats", type=_positive(int, "runs"), default="5", help="A/A repeats (default 5)")
-    from benchlab.runners.calibrate import cmd_calibrate
-
     p.set_defaults(handler=cmd_calibrate)
 
 
@@ -97,7 +99,9 @@ def _run_flags(p: argparse.ArgumentParser, *, version_flags: tuple[str, ...]) ->
     p.add_argument("--host", type=_host, default=_env("TARGET_HOST"), help="target base URL (TARGET_HOST)")
     p.add_argument("-u", "--users", type=_positive(int, "users"), default=_env("USERS", "10"))
     p.add_argument("-r", "--spawn-rate", type=_positive(float, "spawn rate"), default=_env("SPAWN_RATE", "1"))
-    p.add_argument("-t", "--run-time", default=_env("RUN_TIME", "5m"), help="30s, 5m, 1h30m (RUN_TIME)")
+    p.add_argument(
+        "-t", "--run-time", "--duration", default=_env("RUN_TIME", "5m"), help="30s, 5m, 1h30m, or seconds (RUN_TIME)"
+    )
     p.add_argument(*version_flags, dest="app_version", default=_env("APP_VERSION", "dev"), help="version (APP_VERSION)")
     p.add_argument("--test-type", choices=TEST_TYPES, default=_env("TEST_TYPE", "load"), help="load shape")
     p.add_argument("--scenario", default=_env("BENCHLAB_SCENARIO"), help="scenario name (default: file + classes)")
@@ -139,6 +143,8 @@ def _run_flags(p: argparse.ArgumentParser, *, version_flags: tuple[str, ...]) ->
     p.add_argument("--json", action="store_true", help="print a JSON summary as the last stdout line")
     p.add_argument("-q", "--quiet", action="store_true", help="no live progress line")
     p.add_argument("-v", "--verbose", action="store_true")
+    p.add_argument("--no-report", action="store_true", help="do not write the HTML report to --report-dir")
+    p.add_argument("--report-dir", type=Path, default=Path("results/reports"), help="(default results/reports)")
     add_judge_flags(p, for_run=True)
     _db(p)
 
@@ -250,10 +256,30 @@ def cmd_run(ns: argparse.Namespace) -> int:
     code = next((r.exit_code for r in results if r.exit_code != EXIT_OK), EXIT_OK)
     if code == EXIT_OK:
         code = judge_after_run(spec, [r.totals.run_id for r in results if r.totals.status == "completed"])
+    after_run(spec, [(r.test_type, r.totals.run_id) for r in results if r.totals.status == "completed"])
+    if not ns.no_report:
+        from benchlab.runners.reporting import report_after_run
+
+        stored = [r.totals.run_id for r in results if r.totals.stored_samples]
+        report_after_run(spec.store, spec.judge, stored, ns.report_dir)
+    if ns.results_dir is not None:
+        from benchlab.runners.baseline import write_runs
+
+        for path in write_runs(spec.store, [r.totals.run_id for r in results], ns.results_dir):
+            print(f"benchlab: baseline written to {path}", file=sys.stderr)
     if spec.output.json:
         print(json.dumps(suite_json([(r.test_type, r.rows, r.totals) for r in results])))
     sys.stdout.flush()
     return code
+
+
+def cmd_calibrate(ns: argparse.Namespace) -> int:
+    """`benchlab calibrate` (imported when called: it brings Locust and gevent)."""
+    import locust  # noqa: F401  - gevent monkey-patching first
+
+    from benchlab.runners.calibrate import cmd_calibrate as calibrate
+
+    return calibrate(ns)
 
 
 def cmd_demo(ns: argparse.Namespace) -> int:
@@ -289,6 +315,7 @@ def store_settings(ns: argparse.Namespace) -> StoreSettings:
 
 def _add_other(sub: Any) -> None:
     from benchlab.runners import commands
+    from benchlab.runners.reporting import add_report
 
     p = sub.add_parser("runs", help="list stored runs")
     p.add_argument("--json", action="store_true")
@@ -297,7 +324,17 @@ def _add_other(sub: Any) -> None:
     p.set_defaults(handler=commands.cmd_runs)
     p = sub.add_parser("export", help="write a run's raw samples as CSV")
     p.add_argument("--run", type=_positive(int, "run id"), required=True)
-    p.add_argument("--csv", type=Path, required=True, help="output file")
+    p.add_argument("--csv", type=Path, default=None, help="raw samples to this CSV file")
+    p.add_argument(
+        "--baseline-json",
+        type=Path,
+        nargs="?",
+        const=Path(),
+        default=None,
+        metavar="FILE",
+        help="the seed's baseline JSON to FILE ('-': stdout; no FILE: DIR/<test type>/<operation>_<type>_<time>.json)",
+    )
+    p.add_argument("--results-dir", type=Path, default=Path("results"), help="DIR of --baseline-json without FILE")
     _db(p)
     p.set_defaults(handler=commands.cmd_export)
     p = sub.add_parser("replay", help="write spooled samples to the store")
@@ -347,6 +384,9 @@ def _add_other(sub: Any) -> None:
     _db(p)
     p.set_defaults(handler=commands.cmd_sidecar)
     add_compare(sub, _db, _positive)
+    add_trend(sub, _db, _positive)
+    add_analyze(sub, _db, _positive)
+    add_report(sub, _db, _positive)
     p = sub.add_parser("demo", help="demo target 1.0 vs 1.1: two short runs and the change (SQLite)")
     p.add_argument("--users", type=_positive(int, "users"), default="50")
     p.add_argument("--run-time", default="30s", help="length of each run (Locust syntax)")
@@ -356,14 +396,65 @@ def _add_other(sub: Any) -> None:
     p.set_defaults(handler=cmd_demo)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the `benchlab` console script."""
+SEED_RUN_TYPES = ("baseline", "load", "stress", "spike", "soak", "complete")
+SEED_DEFAULT_HOST = "http://localhost:8000"
+
+
+def seed_argv(argv: list[str]) -> list[str]:
+    """The seed CLI's verbs as benchlab commands: `--type T` without a command (README: "Seed CLI mapping").
+
+    `--type baseline|stress|spike|soak|complete` is `run --test-type T` (`--operation` names the scenario;
+    `-f locustfile.py` and `--host http://localhost:8000` unless given or set in the environment);
+    `--type compare --operation NAME` is `compare --operation NAME`; `--type trend --operation NAME_TYPE` is
+    `trend --scenario NAME --test-type TYPE`.
+    """
+    if not argv or not argv[0].startswith("-") or not any(a == "--type" or a.startswith("--type=") for a in argv):
+        return argv
+    rest, kind = [], ""
+    items = iter(argv)
+    for arg in items:
+        if arg == "--type":
+            kind = next(items, "")
+        elif arg.startswith("--type="):
+            kind = arg.partition("=")[2]
+        else:
+            rest.append(arg)
+    if kind == "trend" and "--operation" in rest[:-1]:  # content_generation_baseline: a scenario and a test type
+        from benchlab.runners.analysis.baseline import split_operation
+
+        at = rest.index("--operation")
+        scenario, test_type = split_operation(rest[at + 1])
+        rest[at : at + 2] = ["--scenario", scenario, *(["--test-type", test_type] if test_type else [])]
+    if kind in ("compare", "trend"):
+        return [kind, *rest]
+    if kind not in SEED_RUN_TYPES:
+        raise BadInput(f"bad --type {kind!r}: expected one of {', '.join((*SEED_RUN_TYPES, 'compare', 'trend'))}")
+    rest = ["--scenario" if a == "--operation" else a for a in rest]
+
+    def given(*flags: str) -> bool:
+        return any(a in flags or a.startswith(tuple(f + "=" for f in flags)) for a in rest)
+
+    if not given("-f", "--locustfile", "--test-script") and not _env("LOCUSTFILE"):
+        rest = ["-f", "locustfile.py", *rest]
+    if not given("--host") and not _env("TARGET_HOST"):
+        rest = ["--host", SEED_DEFAULT_HOST, *rest]
+    return ["run", "--test-type", kind, *rest]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and flag; the Python API parses its options with it too."""
     parser = _Parser(prog="benchlab", description="Benchmark lab: Locust runs measured release against release.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_run(sub)
     _add_other(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `benchlab` console script."""
+    parser = build_parser()
     try:
-        ns = parser.parse_args(argv)
+        ns = parser.parse_args(seed_argv(list(sys.argv[1:] if argv is None else argv)))
         logging.basicConfig(
             level=logging.DEBUG if getattr(ns, "verbose", False) else logging.WARNING,
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",

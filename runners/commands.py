@@ -80,11 +80,18 @@ def cmd_runs(ns: argparse.Namespace) -> int:
 
 
 def cmd_export(ns: argparse.Namespace) -> int:
-    """`benchlab export --run ID --csv FILE`: raw samples, written to a temp file and renamed when complete."""
+    """`benchlab export --run ID --csv FILE | --baseline-json [FILE]`: raw samples, or the seed's baseline JSON."""
+    if ns.csv is None and ns.baseline_json is None:
+        raise BadInput("nothing to export: pass --csv FILE or --baseline-json [FILE]")
     store = open_store(ns)
     if store.get_run(ns.run) is None:
         store.close()
         raise BadInput(f"run {ns.run} not found in {store.settings.url}")
+    if ns.baseline_json is not None:
+        _export_baseline(store, ns.run, ns.baseline_json, ns.results_dir)
+    if ns.csv is None:
+        store.close()
+        return EXIT_OK
     target: Path = ns.csv
     if not target.parent.is_dir():
         raise BadInput(f"cannot write {target}: directory {target.parent} does not exist")
@@ -103,6 +110,27 @@ def cmd_export(ns: argparse.Namespace) -> int:
         store.close()
     print(f"exported {count} samples of run {ns.run} to {target}")
     return EXIT_OK
+
+
+def _export_baseline(store: Store, run_id: int, target: Path, results_dir: Path) -> None:
+    """The run's baseline JSON to a file, to stdout for `-`, or in the results layout under a folder (`results_dir`
+    when no FILE was given)."""
+    from benchlab.runners import baseline
+
+    try:
+        if str(target) == "-":
+            print(json.dumps(baseline.build(store, run_id), indent=2))
+            return
+        if target == Path() or target.is_dir():
+            path = baseline.write_run(store, run_id, results_dir if target == Path() else target)
+        else:
+            if not target.parent.is_dir():
+                raise BadInput(f"cannot write {target}: directory {target.parent} does not exist")
+            path = baseline.write(baseline.build(store, run_id), target)
+    except BaseException:
+        store.close()
+        raise
+    print(f"exported the baseline of run {run_id} to {path}")
 
 
 def cmd_replay(ns: argparse.Namespace) -> int:

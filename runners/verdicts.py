@@ -91,6 +91,9 @@ def add_compare(sub: Any, db: Any, positive: Any) -> None:
     p.add_argument("--baseline-run", type=positive(int, "run id"), action="append", default=[], help="baseline run id")
     p.add_argument("--scenario", default=None)
     p.add_argument("--test-type", default=None)
+    p.add_argument("--operation", default=None, help="seed operation: its latest run against the one before it")
+    p.add_argument("--baseline-file", type=Path, default=None, help="baseline JSON file (seed format) as the baseline")
+    p.add_argument("--file", type=Path, default=None, help="baseline JSON file (seed format) as the candidate")
     p.add_argument("--json", action="store_true", help="print the verdicts as one JSON object")
     p.add_argument("--format", choices=("table", "markdown"), default="table")
     add_judge_flags(p, for_run=False)
@@ -105,6 +108,10 @@ def cmd_compare(ns: argparse.Namespace) -> int:
 
     if ns.runs < 1:
         raise BadInput(f"--runs must be >= 1, got {ns.runs}")
+    if ns.file or ns.baseline_file:
+        return _compare_files(ns)
+    if ns.operation:
+        return _compare_operation(ns)
     if not (ns.run or ns.version):
         raise BadInput("nothing to compare: pass --version V or --run ID")
     if not (ns.baseline_run or ns.baseline_version):
@@ -120,6 +127,36 @@ def cmd_compare(ns: argparse.Namespace) -> int:
     )
     store = open_store(ns)
     try:
+        verdict = judge_runs(store, judge, select(store, judge))
+    finally:
+        store.close()
+    return render(verdict, judge, as_json=ns.json, fmt=ns.format)
+
+
+def _compare_files(ns: argparse.Namespace) -> int:
+    """`compare --baseline-file A.json --file B.json`: two baseline files, judged without the store."""
+    from benchlab.runners.baseline import judge_files
+
+    if not (ns.file and ns.baseline_file):
+        raise BadInput("comparing files takes both --baseline-file A.json and --file B.json")
+    judge = judge_settings(ns)
+    return render(judge_files(judge, ns.baseline_file, ns.file), judge, as_json=ns.json, fmt=ns.format)
+
+
+def _compare_operation(ns: argparse.Namespace) -> int:
+    """`compare --operation NAME` (the seed's `--type compare`): the latest run against the one before it."""
+    from benchlab.runners.baseline import runs_of_operation
+    from benchlab.runners.commands import open_store
+    from benchlab.runners.judge import judge_runs, select
+
+    store = open_store(ns)
+    try:
+        runs = runs_of_operation(store, ns.operation)
+        latest = runs[0] if runs else None
+        before = [r for r in runs[1:] if latest and (r.scenario, r.test_type) == (latest.scenario, latest.test_type)]
+        if latest is None or not before:
+            raise BadInput(f"operation {ns.operation!r} has {len(runs)} completed run(s) to compare; it needs two")
+        judge = judge_settings(ns, candidate_runs=(latest.id,), baseline_runs=(before[0].id,))
         verdict = judge_runs(store, judge, select(store, judge))
     finally:
         store.close()

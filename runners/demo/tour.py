@@ -16,6 +16,7 @@ from benchlab.runners.errors import EXIT_OK, RunFailed
 from benchlab.runners.judge import Verdict, judge_runs, select
 from benchlab.runners.report import verdict as report
 from benchlab.runners.report.table import table
+from benchlab.runners.reporting import comparison_report
 from benchlab.runners.run import RunResult, free_port, resolve_locustfile, run_once
 from benchlab.runners.settings import DemoSettings, JudgeSettings, RunSpec, ShapeSettings
 from benchlab.runners.swarm import load_users
@@ -40,6 +41,7 @@ def run_demo(settings: DemoSettings) -> int:
                 if results[-1].exit_code != EXIT_OK:
                     return results[-1].exit_code
         verdict = _verdict(store, results[0].totals.run_id, results[1].totals.run_id)
+        report_path = comparison_report(store, results[0].totals.run_id, results[1].totals.run_id)
     finally:
         store.close()
     comparison = verdict.comparison
@@ -48,7 +50,8 @@ def run_demo(settings: DemoSettings) -> int:
     print(report.table(comparison, *settings.versions, gating_only=True))
     regressed = sorted({r.endpoint for r in comparison.results if r.verdict == REGRESSION and r.gating and r.endpoint})
     print(f"regressed endpoints: {', '.join(regressed) if regressed else 'none'}")
-    print(f"stored in {settings.store.url} as runs {results[0].totals.run_id} and {results[1].totals.run_id}")
+    ids = f"{results[0].totals.run_id} and {results[1].totals.run_id}"
+    print(f"stored in {settings.store.url} as runs {ids}; report: {report_path}")
     return EXIT_OK
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -14,7 +15,10 @@ from typing import Any
 
 import psycopg2
 import pytest
+from sqlalchemy.exc import SQLAlchemyError
 from target_fixture import Target, running_target
+
+from benchlab.metrics.store.database import Store
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 REPO = Path(__file__).resolve().parents[2]
@@ -111,3 +115,28 @@ def locustfile(tmp_path: Path) -> Path:
     path = tmp_path / "simple_test.py"
     path.write_text(SIMPLE_LOCUSTFILE)
     return path
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float, alive: subprocess.Popen[str] | None = None) -> None:
+    """Poll `check` until true (a readiness signal, not a fixed sleep); fail after `timeout` s or once `alive` exits."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if alive is not None and alive.poll() is not None:
+            _, err = alive.communicate()
+            pytest.fail(f"process exited ({alive.returncode}) before: {what}\n{err[-3000:]}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for: {what}")
+        time.sleep(0.1)
+
+
+def run_in_progress(store: Store) -> int | None:
+    """Id of the running run once its first samples are stored, else None.
+
+    Locust, and so the first sample, starts after the run's signal handlers are installed and its writer is up:
+    this is the moment a test may signal the run or cut its store.
+    """
+    try:
+        run_id = store.running_run_id()
+        return run_id if run_id is not None and store.count_samples(run_id) > 0 else None
+    except SQLAlchemyError:  # the SQLite file or its tables do not exist yet
+        return None

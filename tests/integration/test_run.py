@@ -8,12 +8,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, benchlab
+from conftest import REPO, benchlab, run_in_progress, wait_for
 from target_fixture import Target
 from tcpproxy import TcpProxy
 
@@ -101,7 +100,7 @@ def test_workers_land_under_one_run_id(locustfile: Path, demo_target: Target, pg
 def test_postgres_outage_loses_no_sample(locustfile: Path, demo_target: Target, pg_url: str, tmp_path: Path) -> None:
     proxy = TcpProxy(("127.0.0.1", 5432))
     db = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
-    args = _run_args(locustfile, demo_target, db, "-t", "14s", "--spool-dir", str(tmp_path / "spool"))
+    args = _run_args(locustfile, demo_target, db, "-t", "20s", "--spool-dir", str(tmp_path / "spool"))
     proc = subprocess.Popen(
         [sys.executable, "-m", "benchlab.runners.cli", *args],
         cwd=REPO,
@@ -109,17 +108,23 @@ def test_postgres_outage_loses_no_sample(locustfile: Path, demo_target: Target, 
         stderr=subprocess.PIPE,
         text=True,
     )
+    store = _store(pg_url)
     try:
-        time.sleep(4)
+        wait_for("the run row and its first stored samples", lambda: run_in_progress(store) is not None, 90, proc)
+        run_id = run_in_progress(store)
+        assert run_id is not None
         proxy.cut()
-        time.sleep(5)
+        wait_for("a spooled batch", lambda: bool(list((tmp_path / "spool").glob(f"run{run_id}-*.jsonl"))), 60, proc)
         proxy.restore()
         out, err = proc.communicate(timeout=120)
     finally:
         proxy.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 0, err
     s = json.loads(out.strip().splitlines()[-1])
-    assert s["status"] == "completed"
+    assert s["status"] == "completed" and s["run_id"] == run_id
     assert s["spooled_samples"] > 0, "the outage should have forced samples into the spool"
     assert s["replayed_samples"] == s["spooled_samples"] and s["pending_samples"] == 0
     assert _store(pg_url).count_samples(s["run_id"]) == s["total_requests"] == s["stored_samples"]
@@ -135,9 +140,16 @@ def test_sigterm_aborts_and_keeps_every_sample(locustfile: Path, demo_target: Ta
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(5)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
+    store = _store(sqlite_url)
+    try:
+        # The handler is installed before Locust starts: once samples are stored, SIGTERM reaches it.
+        wait_for("the run row and its first stored samples", lambda: run_in_progress(store) is not None, 90, proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
     assert proc.returncode == 128 + signal.SIGTERM, err
     s = json.loads(out.strip().splitlines()[-1])
     assert s["status"] == "aborted"
@@ -161,6 +173,7 @@ BAD_FILE = "from locust import HttpUser\nclass X(HttpUser)\n    pass\n"
         ("bad run time", ["-t", "soon"], "bad run time"),
         ("bad test type", ["--test-type", "chaos"], "invalid choice"),
         ("bad tag", ["--tag", "novalue"], "bad tag"),
+        ("tag without a key", ["--tag", "=v"], "bad tag '=v'"),
         ("bad db url", ["--db", "mysql://x@y/z"], "bad DB URL"),
         ("unparseable db url", ["--db", "::::"], "bad DB URL"),
         ("unknown user class", ["--user-class", "Nobody"], "user class 'Nobody'"),

@@ -79,9 +79,19 @@ def history(targets: tuple[Target, Target], store: str, files: dict[str, Path]) 
     """Two 1.0 runs (an A/A pair), then a gated 1.1 run against 1.0."""
     base, slow = targets
     for _ in range(2):
-        res = _run(files, store, base.url, "1.0")
+        res = _run(files, store, base.url, "1.0", "--monitor-pid", str(base.pid))
         assert res.code == 0, res.stderr[-2000:]
-    gated = _run(files, store, slow.url, "1.1", "--baseline-version", "1.0", "--fail-on-regression")
+    gated = _run(
+        files,
+        store,
+        slow.url,
+        "1.1",
+        "--baseline-version",
+        "1.0",
+        "--fail-on-regression",
+        "--monitor-pid",
+        str(slow.pid),
+    )
     return {"db": store, "gated": gated}
 
 
@@ -120,6 +130,10 @@ def test_compare_finds_the_regression_on_that_endpoint_only(history: dict[str, A
     assert endpoints <= {GENERATE, ""}
     generate = next(r for r in payload["results"] if r["endpoint"] == GENERATE and r["metric"] == "p95_ms")
     assert generate["change"] > 0.2 and generate["ci_low"] > 0 and generate["q_value"] < 0.05
+    resources = {(r["metric"], r["subject"]): r for r in payload["results"] if r["subject"]}
+    assert set(resources) == {("cpu_percent", "target"), ("rss_bytes", "target")}, "the sidecar's readings are judged"
+    assert resources[("rss_bytes", "target")]["baseline"] > 10 * 2**20
+    assert resources[("cpu_percent", "target")]["threshold"] == 0.15
     assert benchlab("compare", "--db", history["db"], *args).code == 0, "without the gate the exit code stays 0"
 
 
