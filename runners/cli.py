@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 from benchlab.runners.analyses import add_analyze, add_trend, after_run
 from benchlab.runners.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput, RunFailed
+from benchlab.runners.seed import seed_argv
 from benchlab.runners.verdicts import add_compare, add_judge_flags, judge_settings
 
 TEST_TYPES = ("baseline", "load", "stress", "spike", "soak", "complete")
@@ -210,7 +211,13 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
         locustfile=locustfile,
         store=store,
         shape=shape,
-        output=OutputSettings(json=ns.json, quiet=ns.quiet, verbose=ns.verbose),
+        output=OutputSettings(
+            json=ns.json,
+            quiet=ns.quiet,
+            verbose=ns.verbose,
+            report_dir=None if getattr(ns, "no_report", True) else ns.report_dir,
+            results_dir=getattr(ns, "results_dir", None),
+        ),
         health_check=not ns.no_health_check,
         health_path=ns.health_path,
         metrics_port=ns.metrics_port,
@@ -257,15 +264,15 @@ def cmd_run(ns: argparse.Namespace) -> int:
     if code == EXIT_OK:
         code = judge_after_run(spec, [r.totals.run_id for r in results if r.totals.status == "completed"])
     after_run(spec, [(r.test_type, r.totals.run_id) for r in results if r.totals.status == "completed"])
-    if not ns.no_report:
+    if spec.output.report_dir is not None:
         from benchlab.runners.reporting import report_after_run
 
         stored = [r.totals.run_id for r in results if r.totals.stored_samples]
-        report_after_run(spec.store, spec.judge, stored, ns.report_dir)
-    if ns.results_dir is not None:
+        report_after_run(spec.store, spec.judge, stored, spec.output.report_dir)
+    if spec.output.results_dir is not None:
         from benchlab.runners.baseline import write_runs
 
-        for path in write_runs(spec.store, [r.totals.run_id for r in results], ns.results_dir):
+        for path in write_runs(spec.store, [r.totals.run_id for r in results], spec.output.results_dir):
             print(f"benchlab: baseline written to {path}", file=sys.stderr)
     if spec.output.json:
         print(json.dumps(suite_json([(r.test_type, r.rows, r.totals) for r in results])))
@@ -394,51 +401,6 @@ def _add_other(sub: Any) -> None:
     p.add_argument("-q", "--quiet", action="store_true")
     _db(p)
     p.set_defaults(handler=cmd_demo)
-
-
-SEED_RUN_TYPES = ("baseline", "load", "stress", "spike", "soak", "complete")
-SEED_DEFAULT_HOST = "http://localhost:8000"
-
-
-def seed_argv(argv: list[str]) -> list[str]:
-    """The seed CLI's verbs as benchlab commands: `--type T` without a command (README: "Seed CLI mapping").
-
-    `--type baseline|stress|spike|soak|complete` is `run --test-type T` (`--operation` names the scenario;
-    `-f locustfile.py` and `--host http://localhost:8000` unless given or set in the environment);
-    `--type compare --operation NAME` is `compare --operation NAME`; `--type trend --operation NAME_TYPE` is
-    `trend --scenario NAME --test-type TYPE`.
-    """
-    if not argv or not argv[0].startswith("-") or not any(a == "--type" or a.startswith("--type=") for a in argv):
-        return argv
-    rest, kind = [], ""
-    items = iter(argv)
-    for arg in items:
-        if arg == "--type":
-            kind = next(items, "")
-        elif arg.startswith("--type="):
-            kind = arg.partition("=")[2]
-        else:
-            rest.append(arg)
-    if kind == "trend" and "--operation" in rest[:-1]:  # content_generation_baseline: a scenario and a test type
-        from benchlab.runners.analysis.baseline import split_operation
-
-        at = rest.index("--operation")
-        scenario, test_type = split_operation(rest[at + 1])
-        rest[at : at + 2] = ["--scenario", scenario, *(["--test-type", test_type] if test_type else [])]
-    if kind in ("compare", "trend"):
-        return [kind, *rest]
-    if kind not in SEED_RUN_TYPES:
-        raise BadInput(f"bad --type {kind!r}: expected one of {', '.join((*SEED_RUN_TYPES, 'compare', 'trend'))}")
-    rest = ["--scenario" if a == "--operation" else a for a in rest]
-
-    def given(*flags: str) -> bool:
-        return any(a in flags or a.startswith(tuple(f + "=" for f in flags)) for a in rest)
-
-    if not given("-f", "--locustfile", "--test-script") and not _env("LOCUSTFILE"):
-        rest = ["-f", "locustfile.py", *rest]
-    if not given("--host") and not _env("TARGET_HOST"):
-        rest = ["--host", SEED_DEFAULT_HOST, *rest]
-    return ["run", "--test-type", kind, *rest]
 
 
 def build_parser() -> argparse.ArgumentParser:

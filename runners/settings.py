@@ -69,6 +69,10 @@ class OutputSettings:
     """No live progress line."""
     verbose: bool = False
     """Debug logging."""
+    report_dir: Path | None = Path("results/reports")
+    """Where each run's HTML report goes (--report-dir); None with --no-report."""
+    results_dir: Path | None = None
+    """Where each run's baseline JSON goes (--results-dir), as DIR/<test type>/<operation>_<type>_<time>.json."""
 
 
 @dataclass(frozen=True, kw_only=True)

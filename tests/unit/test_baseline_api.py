@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from benchlab import PerformanceBaseline, StressTestScenario, TestScenario
-from benchlab.runners.cli import build_parser, seed_argv
+from benchlab.runners.cli import build_parser
 from benchlab.runners.errors import BadInput
+from benchlab.runners.seed import seed_argv
 
 
 class User:
