@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 APT_PKGS := prometheus nginx-light chromium docker-compose
 PGVER = $(shell ls /etc/postgresql 2>/dev/null | head -n1)
 
-.PHONY: demo test selfbench lint venv apt services clean typecheck-tree
+.PHONY: demo test selfbench lint venv apt services clean typecheck-tree lint-imports mutate test-loaded
 
 venv: $(STAMP)
 
@@ -40,10 +40,32 @@ typecheck-tree:
 	@ln -sfn ../../../metrics $(TYPECHECK)/metrics
 	@for f in benchlab/*.py; do ln -sfn ../../../$$f $(TYPECHECK)/$$(basename $$f); done
 
-test: venv apt services typecheck-tree
+test: venv apt services typecheck-tree lint-imports
 	$(VENV)/bin/ruff check benchlab runners metrics load_tests tests
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q tests
+
+# The layering contracts of pyproject.toml. import-linter walks the package on disk, so it reads the installed
+# layout (benchlab/runners, benchlab/metrics) from the typecheck tree, not the editable install's import hook.
+lint-imports: venv typecheck-tree
+	cd $(TYPECHECK)/.. && ../../$(VENV)/bin/lint-imports --config ../../pyproject.toml
+
+# The timing-sensitive tests, 3 times in a row beside two CPU busy loops (a loaded CI runner).
+LOADED_TESTS ?= tests/integration/test_run.py tests/integration/test_replay.py tests/integration/test_demo.py
+test-loaded: venv apt services typecheck-tree
+	@pids=""; for i in 1 2; do (while :; do :; done) & pids="$$pids $$!"; done; \
+	trap 'kill $$pids' EXIT; \
+	for n in 1 2 3; do echo "loaded pass $$n"; $(PY) -m pytest -q -p no:cacheprovider $(LOADED_TESTS) || exit 1; done
+
+# Mutation testing ([tool.mutmut]); not part of `make test`. mutmut names mutants after file paths and the tests
+# import benchlab.runners.*, so it runs in build/mutate, a copy laid out as installed. MUTANTS="glob" narrows it.
+MUTATE := build/mutate
+mutate: venv services
+	rm -rf $(MUTATE) && mkdir -p $(MUTATE)/benchlab
+	cp benchlab/*.py $(MUTATE)/benchlab/ && cp -r runners $(MUTATE)/benchlab/runners && cp -r metrics $(MUTATE)/benchlab/metrics
+	cp -r tests load_tests pyproject.toml $(MUTATE)/
+	cd $(MUTATE) && ../../$(VENV)/bin/mutmut run --max-children 2 $(MUTANTS) >mutmut.log 2>&1; tail -n 3 mutmut.log; \
+	  ../../$(PY) tests/mutation_score.py
 
 selfbench: venv apt services
 	$(PY) -m benchlab.runners.selfbench
