@@ -17,16 +17,16 @@ from types import FrameType
 from typing import NoReturn
 
 from benchlab.metrics.store.database import BadStoreUrl, first_line, parse_url
-from benchlab.runners.selfbench import gate
+from benchlab.runners.selfbench import bigreport, gate
 from benchlab.runners.selfbench.database import copy_rates, synthetic_samples, temp_database
 from benchlab.runners.selfbench.loads import LOCUSTFILE, Load, bare_locust, benchlab_run, exported_times
 from benchlab.runners.selfbench.nginx import Nginx
 from benchlab.runners.selfbench.report import Figure, MeasureError, json_line, relative_errors, table_line
 
-FIGURES = ("P1", "P2", "P3", "P5", "P7", "P8")
+FIGURES = ("P1", "P2", "P3", "P4", "P5", "P7", "P8")
 """Every figure --only accepts."""
-_ORDER = ("P1", "P3", "P7", "P2", "P8", "P5")
-"""Measuring order: the load runs first (P3 reuses P1's runs), then the store (COPY, compare), then the sidecar."""
+_ORDER = ("P1", "P3", "P7", "P2", "P8", "P4", "P5")
+"""Measuring order: the load runs first (P3 reuses P1's runs), then the store (COPY, compare, report), the sidecar."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,10 +53,28 @@ class Plan:
     """Time the P8 runs' samples spread over (1M in 300 s: ~3.3k rps)."""
     compare_reps: int = 3
     """Measured `benchlab compare` invocations of P8; the median counts."""
+    report_samples: int = 10_000_000
+    """Samples of the P4 candidate run (10M in 300 s: ~33k rps)."""
+    report_baseline: int = 1_000_000
+    """Samples of the P4 baseline run (over the same time)."""
+    report_seconds: float = 300.0
+    """Time each P4 run's samples spread over."""
+    report_reps: int = 3
+    """Measured `benchlab report` (and `compare` alone) invocations of P4; the median counts."""
 
 
 FULL = Plan(seconds=15, rounds=2, samples=300_000, sidecar_seconds=20.0)
-QUICK = Plan(seconds=5, rounds=1, samples=100_000, sidecar_seconds=5.0, compare_samples=100_000, compare_seconds=30.0)
+QUICK = Plan(
+    seconds=5,
+    rounds=1,
+    samples=100_000,
+    sidecar_seconds=5.0,
+    compare_samples=100_000,
+    compare_seconds=30.0,
+    report_samples=1_000_000,
+    report_baseline=100_000,
+    report_seconds=30.0,
+)
 
 
 @dataclass
@@ -222,6 +240,20 @@ def measure_p8(bench: Bench) -> list[Figure]:
     )
 
 
+def measure_p4(bench: Bench) -> list[Figure]:
+    """Wall time and peak RSS of `benchlab report --format html` (and of `compare` alone) on a 10M-sample run."""
+    plan = bench.plan
+    return bigreport.measure(
+        bench.db(),
+        samples=plan.report_samples,
+        baseline=plan.report_baseline,
+        seconds=plan.report_seconds,
+        reps=plan.report_reps,
+        tmp=bench.tmp,
+        say=_say,
+    )
+
+
 def measure_p5(bench: Bench) -> list[Figure]:
     """CPU of the sidecar sampling 50 processes at 1 Hz, as a fraction of one core."""
     try:
@@ -247,6 +279,7 @@ MEASURES: dict[str, Callable[[Bench], list[Figure]]] = {
     "P1": measure_p1,
     "P2": measure_p2,
     "P3": measure_p3,
+    "P4": measure_p4,
     "P5": measure_p5,
     "P7": measure_p7,
     "P8": measure_p8,

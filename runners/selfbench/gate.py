@@ -102,9 +102,9 @@ def sample_batches(
         ]
 
 
-def _meta(version: str, seconds: float) -> RunMeta:
+def _meta(version: str, seconds: float, scenario: str) -> RunMeta:
     return RunMeta(
-        scenario=SCENARIO,
+        scenario=scenario,
         test_type="load",
         app_version=version,
         environment="selfbench",
@@ -118,9 +118,11 @@ def _meta(version: str, seconds: float) -> RunMeta:
     )
 
 
-def store_run(store: Store, version: str, samples: int, *, seconds: float, start: float, **shape: Any) -> int:
+def store_run(
+    store: Store, version: str, samples: int, *, seconds: float, start: float, scenario: str = SCENARIO, **shape: Any
+) -> int:
     """A completed run of `samples` synthetic samples over `seconds` from `start`, written in 50k batches."""
-    run_id = store.start_run(_meta(version, seconds), started_at=datetime.fromtimestamp(start, UTC))
+    run_id = store.start_run(_meta(version, seconds, scenario), started_at=datetime.fromtimestamp(start, UTC))
     failures = 0
     for rows in sample_batches(samples, rps=samples / seconds, start=start, **shape):
         store.write_samples(run_id, None, rows)
@@ -136,14 +138,35 @@ def store_run(store: Store, version: str, samples: int, *, seconds: float, start
     return run_id
 
 
-def store_pair(url: str, samples: int, *, seconds: float, spool_dir: Path) -> tuple[int, int]:
-    """The baseline and the candidate run (ids), back to back and ending a minute ago; analyzed as autovacuum would."""
+def store_pair(
+    url: str,
+    samples: int,
+    *,
+    seconds: float,
+    spool_dir: Path,
+    scenario: str = SCENARIO,
+    versions: tuple[str, str] = (BASELINE, CANDIDATE),
+    candidate_samples: int | None = None,
+) -> tuple[int, int]:
+    """The baseline and the candidate run (ids), back to back and ending a minute ago; analyzed as autovacuum would.
+
+    The candidate has `candidate_samples` (default `samples`) over the same `seconds`, `SLOW` slowed by `SLOWDOWN`.
+    """
     store = Store(settings=StoreSettings(url=url, spool_dir=spool_dir)).open()
+    base_version, cand_version = versions
     try:
         began = time.time() - 2 * seconds - 90
-        base = store_run(store, BASELINE, samples, seconds=seconds, start=began, seed=1)
+        base = store_run(store, base_version, samples, seconds=seconds, start=began, scenario=scenario, seed=1)
         cand = store_run(
-            store, CANDIDATE, samples, seconds=seconds, start=began + seconds + 30, seed=2, slow=SLOW, slowdown=SLOWDOWN
+            store,
+            cand_version,
+            samples if candidate_samples is None else candidate_samples,
+            seconds=seconds,
+            start=began + seconds + 30,
+            scenario=scenario,
+            seed=2,
+            slow=SLOW,
+            slowdown=SLOWDOWN,
         )
         with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.exec_driver_sql("ANALYZE request_samples")
@@ -152,38 +175,41 @@ def store_pair(url: str, samples: int, *, seconds: float, spool_dir: Path) -> tu
         store.close()
 
 
-def drop_pair(url: str, *, spool_dir: Path) -> None:
-    """Delete the P8 runs (all of the P8 scenario), their samples and the comparisons stored for them."""
+def drop_pair(url: str, *, spool_dir: Path, scenario: str = SCENARIO) -> None:
+    """Delete the runs of `scenario` (P8's by default), their samples and the comparisons stored for them."""
     store = Store(settings=StoreSettings(url=url, spool_dir=spool_dir))
-    ours = select(Run.id).where(Run.scenario == SCENARIO)
+    ours = select(Run.id).where(Run.scenario == scenario)
     try:
         with store.engine.begin() as conn:
-            conn.execute(delete(Comparison).where(Comparison.scenario == SCENARIO))
+            conn.execute(delete(Comparison).where(Comparison.scenario == scenario))
             conn.execute(delete(RequestSample).where(RequestSample.run_id.in_(ours)))
-            conn.execute(delete(Run).where(Run.scenario == SCENARIO))
+            conn.execute(delete(Run).where(Run.scenario == scenario))
     finally:
         store.close()
 
 
+def judge_argv(
+    command: str,
+    db: str,
+    *extra: str,
+    scenario: str = SCENARIO,
+    versions: tuple[str, str] = (BASELINE, CANDIDATE),
+) -> list[str]:
+    """`benchlab <command>` of the candidate version against the baseline version, as the console script runs it."""
+    base, cand = versions
+    selection = ["--version", cand, "--baseline-version", base, "--scenario", scenario, "--test-type", "load"]
+    return [sys.executable, "-m", "benchlab.runners.cli", command, *selection, *extra, "--db", db]
+
+
 def compare_argv(db: str) -> list[str]:
     """`benchlab compare --json` of the P8 candidate against its baseline, as the console script runs it."""
-    return [
-        sys.executable,
-        "-m",
-        "benchlab.runners.cli",
-        "compare",
-        "--version",
-        CANDIDATE,
-        "--baseline-version",
-        BASELINE,
-        "--scenario",
-        SCENARIO,
-        "--test-type",
-        "load",
-        "--json",
-        "--db",
-        db,
-    ]
+    return judge_argv("compare", db, "--json")
+
+
+def child_env() -> dict[str, str]:
+    """This environment without what would change a judging child's exit code or make it write a CI summary."""
+    drop = ("FAIL_ON_REGRESSION", "BASELINE_VERSION", "GITHUB_STEP_SUMMARY")
+    return {k: v for k, v in os.environ.items() if k not in drop}
 
 
 _WRAPPER = """
@@ -233,14 +259,18 @@ def timed_child(argv: list[str], *, cwd: Path, timeout: float, env: dict[str, st
         )
 
 
-def compare_once(db: str, *, cwd: Path) -> tuple[Child, dict[str, Any]]:
-    """One measured `benchlab compare`; its --json verdict. MeasureError when it fails."""
-    env = {k: v for k, v in os.environ.items() if k not in ("FAIL_ON_REGRESSION", "BASELINE_VERSION")}
-    child = timed_child(compare_argv(db), cwd=cwd, timeout=600, env=env)
+def failure(child: Child, what: str) -> MeasureError:
+    """Why a measured child failed: its exit code and the last line of its stderr."""
+    tail = (child.stderr.strip().splitlines() or ["no output"])[-1]
+    return MeasureError(f"{what} exited {child.code}: {tail}")
+
+
+def compare_once(db: str, *, cwd: Path, argv: list[str] | None = None) -> tuple[Child, dict[str, Any]]:
+    """One measured `benchlab compare --json` (`argv`, P8's by default); its verdict. MeasureError when it fails."""
+    child = timed_child(argv or compare_argv(db), cwd=cwd, timeout=600, env=child_env())
     lines = child.stdout.strip().splitlines()
     if child.code != 0 or not lines:
-        tail = (child.stderr.strip().splitlines() or ["no output"])[-1]
-        raise MeasureError(f"benchlab compare exited {child.code}: {tail}")
+        raise failure(child, "benchlab compare")
     try:
         return child, json.loads(lines[-1])
     except json.JSONDecodeError:

@@ -71,7 +71,7 @@ def table_line(fig: Figure) -> str:
 
 
 def show_goal(fig: Figure) -> str:
-    """A goal as the table prints it: 0.97 · 150,000 · 0.5% · 3 s · 300 MB."""
+    """A goal as the table prints it: 0.97 · 150,000 · 0.5% · 3 s · 1,074 MB (rounded; the JSON line is exact)."""
     if fig.unit == "rate":
         return f"{fig.goal:,.0f}"
     if fig.unit == "percent":
@@ -79,7 +79,7 @@ def show_goal(fig: Figure) -> str:
     if fig.unit == "seconds":
         return f"{fig.goal:g} s"
     if fig.unit == "MB":
-        return f"{fig.goal:g} MB"
+        return f"{fig.goal:,.0f} MB"
     return f"{fig.goal:g}"
 
 

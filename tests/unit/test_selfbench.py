@@ -11,9 +11,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchlab.runners.selfbench.bench import FIGURES, parse_args
+from benchlab.runners.selfbench import bigreport
+from benchlab.runners.selfbench.bench import FIGURES, FULL, QUICK, parse_args
 from benchlab.runners.selfbench.database import ENDPOINTS, synthetic_samples
-from benchlab.runners.selfbench.gate import SLOW, compare_argv, sample_batches, slow_verdicts, spread, timed_child
+from benchlab.runners.selfbench.gate import (
+    SLOW,
+    Child,
+    child_env,
+    compare_argv,
+    failure,
+    judge_argv,
+    sample_batches,
+    slow_verdicts,
+    spread,
+    timed_child,
+)
 from benchlab.runners.selfbench.loads import Load, parse_locust_json
 from benchlab.runners.selfbench.nginx import render_config
 from benchlab.runners.selfbench.report import (
@@ -180,8 +192,9 @@ def test_only_option_parses_and_rejects() -> None:
     assert parse_args(["--only", "p1, P3"]).only == ("P1", "P3")
     assert parse_args(["--only", "p8"]).only == ("P8",)
     assert parse_args([]).only == FIGURES
+    assert parse_args(["--only", "p4"]).only == ("P4",)
     with pytest.raises(SystemExit):
-        parse_args(["--only", "P4"])
+        parse_args(["--only", "P6"])
     with pytest.raises(SystemExit):
         parse_args(["--db-url", "sqlite:///x.db"])
     assert parse_args(["--rounds", "3"]).rounds == 3
@@ -263,3 +276,69 @@ def test_slow_verdicts_pick_the_slowed_endpoints_latency() -> None:
     ]
     assert slow_verdicts({"results": results}) == {"p95_ms": "regression"}
     assert slow_verdicts({}) == {}
+
+
+def test_judge_argv_selects_versions_scenario_and_extras() -> None:
+    argv = judge_argv("report", "sqlite:///x.db", "--format", "html", scenario="s", versions=("b", "c"))
+    assert argv[:4] == [sys.executable, "-m", "benchlab.runners.cli", "report"]
+    assert argv[4:] == [
+        *("--version", "c", "--baseline-version", "b", "--scenario", "s", "--test-type", "load"),
+        *("--format", "html", "--db", "sqlite:///x.db"),
+    ]
+
+
+def test_child_env_drops_what_changes_a_judging_child(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("FAIL_ON_REGRESSION", "BASELINE_VERSION", "GITHUB_STEP_SUMMARY"):
+        monkeypatch.setenv(name, "x")
+    monkeypatch.setenv("KEEP_ME", "1")
+    env = child_env()
+    assert env["KEEP_ME"] == "1"
+    assert not {"FAIL_ON_REGRESSION", "BASELINE_VERSION", "GITHUB_STEP_SUMMARY"} & env.keys()
+
+
+def _child(wall_s: float, rss_mb: float, *, code: int = 0, stderr: str = "") -> Child:
+    return Child(wall_s=wall_s, rss_mb=rss_mb, code=code, stdout="", stderr=stderr)
+
+
+def test_failure_names_the_command_code_and_last_stderr_line() -> None:
+    assert str(failure(_child(1.0, 1.0, code=2, stderr="a\nbenchlab: no runs\n"), "benchlab report")) == (
+        "benchlab report exited 2: benchlab: no runs"
+    )
+    assert str(failure(_child(1.0, 1.0, code=1), "x")) == "x exited 1: no output"
+
+
+def test_p4_argvs_judge_the_p4_runs(tmp_path: Path) -> None:
+    report = bigreport.report_argv("postgresql://h/db", tmp_path)
+    assert report[3] == "report" and report[report.index("--out") + 1] == str(tmp_path)
+    assert report[report.index("--format") + 1] == "html"
+    compare = bigreport.compare_argv("postgresql://h/db")
+    assert compare[3] == "compare" and {"--json", "--no-save"} <= set(compare)
+    for argv in (report, compare):
+        assert argv[argv.index("--scenario") + 1] == bigreport.SCENARIO != "selfbench-p8"
+        assert (argv[argv.index("--baseline-version") + 1], argv[argv.index("--version") + 1]) == bigreport.VERSIONS
+
+
+def test_printed_page_is_the_last_html_line(tmp_path: Path) -> None:
+    assert bigreport.printed_page("/r/a.html\n/r/b.html\n", tmp_path) == Path("/r/b.html")
+    assert bigreport.printed_page("note\nreports/x.html\n", tmp_path) == tmp_path / "reports/x.html"
+    with pytest.raises(MeasureError):
+        bigreport.printed_page("reports/x.md\n", tmp_path)
+
+
+def test_p4_figures_are_medians_with_range_and_page_size() -> None:
+    reports = [_child(25.0, 900.0), _child(19.0, 1200.0), _child(21.0, 950.0)]
+    compares = [_child(9.0, 500.0), _child(8.0, 480.0), _child(12.0, 520.0)]
+    p4, rss, alone = bigreport.figures(reports, [3.1, 3.0, 3.2], compares, label="on 1M + 10M samples", store_s=61.0)
+    assert (p4.key, p4.value, p4.details["min"], p4.details["max"], p4.passed) == ("P4", 21.0, 19.0, 25.0, False)
+    assert p4.details["html_mb"] == 3.1 and p4.details["store_s"] == 61.0 and len(p4.label) <= 44
+    assert (rss.key, rss.value, rss.unit, rss.passed) == ("P4/rss", 950.0, "MB", True)
+    assert rss.goal == pytest.approx(1073.741824) and table_line(rss).split()[-6:] == [
+        *("MB", "goal", "<=", "1,074", "MB", "PASS")
+    ]
+    assert (alone.key, alone.value, alone.details["rss_mb"]["median"], alone.passed) == ("P4/cmp", 9.0, 500.0, True)
+
+
+def test_p4_quick_plan_is_smaller_but_as_fast() -> None:
+    assert (FULL.report_samples, FULL.report_baseline, FULL.report_reps) == (10_000_000, 1_000_000, 3)
+    assert QUICK.report_samples < FULL.report_samples
+    assert QUICK.report_samples / QUICK.report_seconds == pytest.approx(FULL.report_samples / FULL.report_seconds)
