@@ -136,13 +136,13 @@ def _endpoint_values(store: Store, runs: Sequence[Run], endpoint: str, column: s
 
 def _timeline(store: Store, run_id: int, window_s: float) -> tuple[dict[Key, LatencySeries], int]:
     """The run's latency windows per endpoint (all of them under ("", "")) and its first window's index."""
-    from benchlab.metrics.store.window import window_rows
-    from benchlab.runners.analysis.series import BUCKETS_PER_E, MIN_MS, latency_series
+    from benchlab.metrics.store.window import window_blocks
+    from benchlab.runners.analysis.series import BUCKETS_PER_E, MIN_MS, block_series
 
-    rows = window_rows(store, [run_id], window_s=window_s, buckets_per_e=BUCKETS_PER_E, min_ms=MIN_MS)
-    if not rows:
+    blocks = window_blocks(store, [run_id], window_s=window_s, buckets_per_e=BUCKETS_PER_E, min_ms=MIN_MS)
+    if not blocks:
         raise BadInput(f"run {run_id} has no stored samples")
-    return latency_series(rows, window_s)[run_id], min(r[3] for r in rows)
+    return block_series(blocks, window_s)[run_id], min(int(b.window.min()) for b in blocks)
 
 
 def _readings(store: Store, run_id: int, window_s: float) -> dict[tuple[str, str], tuple[np.ndarray, np.ndarray]]:

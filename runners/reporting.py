@@ -10,6 +10,7 @@ import importlib
 import math
 import sys
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,8 +23,8 @@ from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.model import Run
 from benchlab.metrics.store.query import endpoint_stats
 from benchlab.metrics.store.timeline import backlog_rows, error_counts, history, latest_of_type
-from benchlab.metrics.store.window import queue_rows, resource_rows, window_rows
-from benchlab.runners.analysis.series import BUCKETS_PER_E, MIN_MS, hist_percentiles, latency_series, value_series
+from benchlab.metrics.store.window import queue_rows, resource_rows, window_blocks
+from benchlab.runners.analysis.series import BUCKETS_PER_E, MIN_MS, block_series, hist_percentiles, value_series
 from benchlab.runners.errors import EXIT_OK, BadInput
 from benchlab.runners.judge import judge_runs, select
 from benchlab.runners.report import guidance
@@ -77,21 +78,26 @@ def run_info(run: Run) -> RunInfo:
 def build(store: Store, judge: JudgeSettings, *, days: int = HISTORY_DAYS) -> ReportData:
     """Everything a report shows, for the runs `judge` selects (a comparison when it names a baseline)."""
     selection = select(store, judge)
-    verdict = judge_runs(store, judge, selection)
     cand, base = selection.candidate, selection.baseline
     seconds = sum(_duration(r) for r in cand)
-    timelines, dists = [], []
-    for runs in (cand, base):
-        if runs:
-            tl, dist = _timeline(store, runs[0], verdict.candidate_label if runs is cand else verdict.baseline_label)
-            timelines.append(tl)
-            dists.append(replace(dist, version=tl.version) if len(runs) == 1 else _distribution(store, runs, tl))
     first = cand[0]
+    notes: list[str] = []
+    # Postgres does the heavy lifting, one backend per read: the verdict, the charts and the analysis at once.
+    with ThreadPoolExecutor(max_workers=4 if store.is_postgres else 1) as pool:
+        judged = pool.submit(judge_runs, store, judge, selection)
+        charts = [pool.submit(_timeline, store, runs[0], _label(runs)) for runs in (cand, base) if runs]
+        endpoints = pool.submit(_endpoints, store, [r.id for r in cand], seconds)
+        sections = pool.submit(_sections, store, first, notes)
+        verdict = judged.result()
+        timelines, dists = [], []
+        for runs, chart in zip([r for r in (cand, base) if r], charts, strict=True):
+            tl, dist = chart.result()
+            timelines.append(tl)
+            dists.append(dist if len(runs) == 1 else _distribution(store, runs, tl))
     points = _history(store, first, days)
     title = f"{first.scenario}: {verdict.candidate_label}" + (
         f" against {verdict.baseline_label}" if base else f" ({first.test_type} run {first.id})"
     )
-    notes: list[str] = []
     return ReportData(
         title=title,
         generated_at=datetime.now(UTC).isoformat(timespec="seconds"),
@@ -99,7 +105,7 @@ def build(store: Store, judge: JudgeSettings, *, days: int = HISTORY_DAYS) -> Re
         baseline=tuple(run_info(r) for r in base),
         candidate_label=verdict.candidate_label,
         baseline_label=verdict.baseline_label,
-        endpoints=_endpoints(store, [r.id for r in cand], seconds),
+        endpoints=endpoints.result(),
         comparison=verdict.comparison,
         checks=tuple(verdict.checks),
         timelines=tuple(timelines),
@@ -112,9 +118,13 @@ def build(store: Store, judge: JudgeSettings, *, days: int = HISTORY_DAYS) -> Re
         history=points,
         change_points=_change_points(points, notes),
         capacity=_capacity(store, first, notes),
-        sections=_sections(store, first, notes),
+        sections=sections.result(),
         notes=tuple(notes),
     )
+
+
+def _label(runs: Sequence[Run]) -> str:
+    return "+".join(sorted({r.app_version for r in runs}))
 
 
 def chart_window(duration_s: float) -> float:
@@ -124,18 +134,18 @@ def chart_window(duration_s: float) -> float:
 
 def _timeline(store: Store, run: Run, version: str) -> tuple[Timeline, Distribution]:
     window_s = chart_window(_duration(run))
-    rows = window_rows(store, [run.id], window_s=window_s, buckets_per_e=BUCKETS_PER_E, min_ms=MIN_MS)
+    blocks = window_blocks(store, [run.id], window_s=window_s, buckets_per_e=BUCKETS_PER_E, min_ms=MIN_MS)
     start = _epoch(run.started_at)
     marks = _marks(store, run.id, start)
     users = tuple(m for m in marks if m.kind in ("start", "users", "stop") and m.users is not None)
     stages = tuple(m for m in marks if m.kind in STAGE_KINDS)
-    series = latency_series(rows, window_s).get(run.id, {}).get(("", ""))
+    series = block_series(blocks, window_s).get(run.id, {}).get(("", ""))
     if series is None:
         empty = Timeline(
             run_id=run.id, version=version, window_s=window_s, t=(), p50=(), p95=(), p99=(), rps=(), fails=()
         )
         return replace(empty, users=users, stages=stages), Distribution(version=version, lower_ms=(), counts=())
-    first = min(r[3] for r in rows)
+    first = min(int(b.window.min()) for b in blocks)
     pct = hist_percentiles(series.hist, series.buckets, (0.5, 0.95, 0.99))
     timeline = Timeline(
         run_id=run.id,
@@ -161,10 +171,11 @@ def _timeline(store: Store, run: Run, version: str) -> tuple[Timeline, Distribut
 
 def _distribution(store: Store, runs: Sequence[Run], tl: Timeline) -> Distribution:
     """The pooled histogram of several runs (one SQL aggregation with windows as long as the charts')."""
-    rows = window_rows(store, [r.id for r in runs], window_s=tl.window_s, buckets_per_e=BUCKETS_PER_E, min_ms=MIN_MS)
+    ids = [r.id for r in runs]
     totals: dict[int, float] = {}
-    for row in rows:
-        totals[row[4]] = totals.get(row[4], 0.0) + row[5]
+    for blk in window_blocks(store, ids, window_s=tl.window_s, buckets_per_e=BUCKETS_PER_E, min_ms=MIN_MS):
+        for bucket, count in zip(blk.bucket.tolist(), blk.requests.tolist(), strict=True):
+            totals[bucket] = totals.get(bucket, 0.0) + count
     buckets = sorted(totals)
     lower = tuple(math.exp(b / BUCKETS_PER_E) for b in buckets)
     return Distribution(version=tl.version, lower_ms=lower, counts=tuple(totals[b] for b in buckets))
