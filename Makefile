@@ -43,7 +43,7 @@ typecheck-tree:
 test: venv apt services typecheck-tree lint-imports
 	$(VENV)/bin/ruff check benchlab runners metrics load_tests tests
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q tests
+	$(PY) tests/parallel.py
 
 # The layering contracts of pyproject.toml. import-linter walks the package on disk, so it reads the installed
 # layout (benchlab/runners, benchlab/metrics) from the typecheck tree, not the editable install's import hook.

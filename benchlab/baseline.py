@@ -252,20 +252,6 @@ class BaselineCollector:
     @staticmethod
     def _execute(spec: Any, classes: list[type]) -> list[Any]:
         """`runners.run` with these classes (defined in Python, not loaded from a file)."""
-        from benchlab.metrics.store.database import Store, StoreUnavailable
-        from benchlab.runners.errors import RunFailed
-        from benchlab.runners.health import check_target
-        from benchlab.runners.run import run_once, run_suite
+        from benchlab.runners.run import execute
 
-        if spec.health_check:
-            check_target(spec.meta.host, spec.health_path)
-        try:
-            store = Store(settings=spec.store).open()
-        except StoreUnavailable as exc:
-            raise RunFailed(str(exc)) from None
-        try:
-            if spec.shape.test_type == "complete":
-                return run_suite(spec, classes, store)
-            return [run_once(spec, classes, store)]
-        finally:
-            store.close()
+        return execute(spec, classes)

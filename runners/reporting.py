@@ -331,7 +331,7 @@ def cmd_report(ns: argparse.Namespace) -> int:
     """`benchlab report`: check the input, read the store, write every format; print the paths."""
     from benchlab.runners.commands import open_store
     from benchlab.runners.report import markdown, output, summary_ci
-    from benchlab.runners.verdicts import judge_settings
+    from benchlab.runners.verdicts import selected
 
     if not (ns.run or ns.version):
         raise BadInput("nothing to report: pass --run ID or --version V")
@@ -341,15 +341,7 @@ def cmd_report(ns: argparse.Namespace) -> int:
         raise BadInput(str(exc)) from None
     if ns.out.exists() and not ns.out.is_dir():
         raise BadInput(f"cannot write reports to {ns.out}: not a directory")
-    judge = judge_settings(
-        ns,
-        version=ns.version,
-        candidate_runs=tuple(ns.run),
-        baseline_runs=tuple(ns.baseline_run),
-        scenario=ns.scenario,
-        test_type=ns.test_type,
-        runs=ns.runs,
-    )
+    judge = selected(ns)
     store = open_store(ns)
     try:
         data = build(store, judge, days=ns.days)

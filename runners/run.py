@@ -51,9 +51,12 @@ class RunResult:
     error: str | None = None
 
 
-def execute(spec: RunSpec) -> list[RunResult]:
-    """Validate, check the target, run and summarise each run. Raises BadInput before writing anything."""
-    users = load_users(spec.locustfile, spec.meta.user_classes)
+def execute(spec: RunSpec, users: list[type[User]] | None = None) -> list[RunResult]:
+    """Validate, check the target, run and summarise each run. Raises BadInput before writing anything.
+
+    `users` are user classes given directly (the Python API); by default they are loaded from the locustfile.
+    """
+    users = users if users is not None else load_users(spec.locustfile, spec.meta.user_classes)
     if spec.health_check:
         status = check_target(spec.meta.host, spec.health_path)
         log.info("health check: %s", status)

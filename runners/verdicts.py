@@ -101,6 +101,19 @@ def add_compare(sub: Any, db: Any, positive: Any) -> None:
     p.set_defaults(handler=cmd_compare)
 
 
+def selected(ns: argparse.Namespace) -> JudgeSettings:
+    """JudgeSettings of `compare` and `report`: their run-selection flags plus the judging flags."""
+    return judge_settings(
+        ns,
+        version=ns.version,
+        candidate_runs=tuple(ns.run),
+        baseline_runs=tuple(ns.baseline_run),
+        scenario=ns.scenario,
+        test_type=ns.test_type,
+        runs=ns.runs,
+    )
+
+
 def cmd_compare(ns: argparse.Namespace) -> int:
     """`benchlab compare`: select, judge, print, store; exit 3 when the gate is on and anything failed."""
     from benchlab.runners.commands import open_store
@@ -116,15 +129,7 @@ def cmd_compare(ns: argparse.Namespace) -> int:
         raise BadInput("nothing to compare: pass --version V or --run ID")
     if not (ns.baseline_run or ns.baseline_version):
         raise BadInput("no baseline: pass --baseline-version B (BASELINE_VERSION) or --baseline-run ID")
-    judge = judge_settings(
-        ns,
-        version=ns.version,
-        candidate_runs=tuple(ns.run),
-        baseline_runs=tuple(ns.baseline_run),
-        scenario=ns.scenario,
-        test_type=ns.test_type,
-        runs=ns.runs,
-    )
+    judge = selected(ns)
     store = open_store(ns)
     try:
         verdict = judge_runs(store, judge, select(store, judge))
