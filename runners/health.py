@@ -16,7 +16,7 @@ def check_target(host: str, path: str = "/health", timeout: float = 5.0) -> str:
             with urllib.request.urlopen(url, timeout=timeout) as resp:
                 return f"{url} answered {resp.status}"
         except urllib.error.HTTPError as exc:
-            if exc.code == 404 and candidate != "/":
+            if exc.code == 404:
                 continue
             if exc.code < 500:
                 return f"{url} answered {exc.code}"

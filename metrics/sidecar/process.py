@@ -170,10 +170,15 @@ class ProcessSampler:
 
     def _matches(self, target: Target, table: dict[int, ProcStat], boot_ticks: int) -> list[int]:
         search = re.compile(str(target.pattern)).search
+        # the sidecar and its ancestors (e.g. `benchlab run --monitor-process`, whose argv holds the regex) never match
+        own, pid = set(), self._self_pid
+        while pid not in own:
+            own.add(pid)
+            pid = table[pid].ppid if pid in table else pid
         return [
             pid
             for pid, stat in table.items()
-            if pid != self._self_pid and (search(stat.comm) or search(self._cmdline(pid, stat, boot_ticks)))
+            if pid not in own and (search(stat.comm) or search(self._cmdline(pid, stat, boot_ticks)))
         ]
 
     def _cmdline(self, pid: int, stat: ProcStat, boot_ticks: int) -> str:
