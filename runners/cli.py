@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 from benchlab.runners.analyses import add_analyze, add_trend, after_run
 from benchlab.runners.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput, RunFailed
 from benchlab.runners.seed import seed_argv
+from benchlab.runners.services import add_services
 from benchlab.runners.verdicts import add_compare, add_judge_flags, judge_settings
 
 TEST_TYPES = ("baseline", "load", "stress", "spike", "soak", "complete")
@@ -348,48 +349,7 @@ def _add_other(sub: Any) -> None:
     p.add_argument("--run", type=_positive(int, "run id"), default=None, help="only this run's spool")
     _db(p)
     p.set_defaults(handler=commands.cmd_replay)
-    p = sub.add_parser("target", help="serve the demo target service")
-    p.add_argument("--version", default=_env("APP_VERSION", "1.0"), help="version the target reports")
-    p.add_argument("--profile", default=None, help="behaviour profile: 1.0, 1.1, leaky (default: by version)")
-    p.add_argument("--bind", default="127.0.0.1")
-    p.add_argument("--port", type=_positive(int, "port"), default="8000")
-    p.add_argument("--redis-url", default=_env("REDIS_URL"), help="Redis job queue (REDIS_URL); else in-process")
-    p.add_argument("--queue-prefix", default="benchlab:demo:")
-    p.add_argument("--slowdown", type=_positive(float, "slowdown"), default=None)
-    p.add_argument("--leak-kb", type=_positive(float, "leak", zero_ok=True), default=None)
-    p.add_argument("--delay-ms", type=_positive(float, "delay", zero_ok=True), default=None, help="added wait on /api/")
-    p.add_argument("--token-ttl", type=_positive(float, "token TTL"), default="30")
-    p.set_defaults(handler=commands.cmd_target)
-    p = sub.add_parser("sidecar", help="sample the target's processes and queues into the store and /metrics")
-    for kind in ("pid", "process", "port", "cgroup"):
-        p.add_argument(
-            f"--{kind}",
-            action="append",
-            default=[],
-            metavar="[SERVICE=]VALUE",
-            help=f"watch processes by {kind} (repeatable)",
-        )
-    p.add_argument("--service", default=None, help="service label of the targets named without one")
-    p.add_argument("--config", type=Path, default=None, help="TOML/JSON file of targets and probes")
-    p.add_argument("--redis-url", default=_env("REDIS_URL"), help="Redis of the --redis-list probes")
-    p.add_argument("--redis-list", action="append", default=[], metavar="[LABEL=]KEY")
-    p.add_argument("--rabbitmq-url", default=_env("RABBITMQ_URL"), help="AMQP URL of the --rabbitmq-queue probes")
-    p.add_argument("--rabbitmq-queue", action="append", default=[], metavar="[LABEL=]QUEUE")
-    p.add_argument(
-        "--scrape",
-        action="append",
-        default=[],
-        metavar="[LABEL=]URL",
-        help="a target's Prometheus /metrics: processing time, errors, consume rate",
-    )
-    p.add_argument("--interval", type=_positive(float, "interval"), default=_env("BENCHLAB_SIDECAR_INTERVAL", "1"))
-    p.add_argument("--metrics-port", type=_positive(int, "metrics port"), default=None)
-    p.add_argument("--metrics-addr", default="127.0.0.1")
-    p.add_argument("--run-id", default="auto", help="auto (the run in progress), none, or a run id")
-    p.add_argument("--no-store", action="store_true", help="serve /metrics only, store nothing")
-    p.add_argument("-v", "--verbose", action="store_true")
-    _db(p)
-    p.set_defaults(handler=commands.cmd_sidecar)
+    add_services(sub, _db, _positive, _env)
     add_compare(sub, _db, _positive)
     add_trend(sub, _db, _positive)
     add_analyze(sub, _db, _positive)
