@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-APT_PKGS := prometheus nginx-light chromium docker-compose
+APT_PKGS := prometheus nginx-light chromium docker-compose shellcheck
 PGVER = $(shell ls /etc/postgresql 2>/dev/null | head -n1)
 
 .PHONY: demo test selfbench lint venv apt services clean typecheck-tree lint-imports mutate test-loaded
