@@ -16,14 +16,16 @@ FROM python:3.11-slim
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1
-RUN useradd --system --uid 10001 --user-group --home-dir /app --no-create-home benchlab
+# A fixed uid and gid (10001), which docker-compose.benchmark.yml runs as unless BENCHLAB_UID/BENCHLAB_GID say otherwise.
+RUN groupadd --system --gid 10001 benchlab \
+    && useradd --system --uid 10001 --gid benchlab --home-dir /app --no-create-home benchlab
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
-# `-f NAME` looks NAME up in ./load_tests; results/ holds the SQLite store and the spool by default.
+# `-f NAME` looks NAME up in ./load_tests; results/ holds the SQLite store, the spool and reports/ by default.
 COPY load_tests ./load_tests
 COPY schema ./schema
 COPY prometheus ./prometheus
-RUN mkdir -p /app/results && chown benchlab:benchlab /app/results
-USER benchlab
+RUN mkdir -p /app/results/reports && chown -R benchlab:benchlab /app/results
+USER 10001:10001
 ENTRYPOINT ["benchlab"]
 CMD ["--help"]
