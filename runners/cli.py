@@ -16,8 +16,11 @@ from urllib.parse import urlsplit
 if TYPE_CHECKING:
     from benchlab.metrics.settings import StoreSettings
 
+from benchlab.runners import remote
 from benchlab.runners.analyses import add_analyze, add_trend, after_run
+from benchlab.runners.ci import add_parser as add_ci
 from benchlab.runners.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput, RunFailed
+from benchlab.runners.prune import add_parser as add_prune
 from benchlab.runners.seed import seed_argv
 from benchlab.runners.services import add_services
 from benchlab.runners.verdicts import add_compare, add_judge_flags, judge_settings
@@ -102,10 +105,15 @@ def _run_flags(p: argparse.ArgumentParser, *, version_flags: tuple[str, ...]) ->
     p.add_argument("-u", "--users", type=_positive(int, "users"), default=_env("USERS", "10"))
     p.add_argument("-r", "--spawn-rate", type=_positive(float, "spawn rate"), default=_env("SPAWN_RATE", "1"))
     p.add_argument(
-        "-t", "--run-time", "--duration", default=_env("RUN_TIME", "5m"), help="30s, 5m, 1h30m, or seconds (RUN_TIME)"
+        "-t", "--run-time", "--duration", default=_env("RUN_TIME"), help="30s, 5m, 1h30m, or seconds (RUN_TIME; 5m)"
     )
     p.add_argument(*version_flags, dest="app_version", default=_env("APP_VERSION", "dev"), help="version (APP_VERSION)")
-    p.add_argument("--test-type", choices=TEST_TYPES, default=_env("TEST_TYPE", "load"), help="load shape")
+    p.add_argument(
+        "--test-type",
+        choices=TEST_TYPES,
+        default=_env("TEST_TYPE"),
+        help="load shape (TEST_TYPE; default: the locustfile's own LoadTestShape if it has one, else load)",
+    )
     p.add_argument("--scenario", default=_env("BENCHLAB_SCENARIO"), help="scenario name (default: file + classes)")
     p.add_argument("--environment", default=_env("BENCHLAB_ENVIRONMENT", "local"))
     p.add_argument("--tag", type=_tag, action="append", default=[], help="key=value label (repeatable)")
@@ -147,6 +155,7 @@ def _run_flags(p: argparse.ArgumentParser, *, version_flags: tuple[str, ...]) ->
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report to --report-dir")
     p.add_argument("--report-dir", type=Path, default=Path("results/reports"), help="(default results/reports)")
+    remote.add_master_flags(p)
     add_judge_flags(p, for_run=True)
     _db(p)
 
@@ -159,39 +168,41 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
     from benchlab.runners.run import resolve_locustfile
     from benchlab.runners.settings import OutputSettings, RunSpec, ShapeSettings
 
-    if ns.test_type not in TEST_TYPES:  # argparse checks choices on flags only, not on env defaults
+    test_type = ns.test_type or "load"  # not given: a locustfile's own shape may drive the run (runners.run)
+    if test_type not in TEST_TYPES:  # argparse checks choices on flags only, not on env defaults
         raise BadInput(f"bad test type {ns.test_type!r} (TEST_TYPE): expected one of {', '.join(TEST_TYPES)}")
     if not ns.locustfile:
         raise BadInput("no locustfile: pass -f/--locustfile")
-    if not ns.host:
-        raise BadInput("no target host: pass --host or set TARGET_HOST")
+    # No --host is fine when the user classes set their own or make no HTTP requests (checked once loaded).
+    run_time_text = ns.run_time or "5m"
     try:
-        run_time = float(parse_timespan(ns.run_time))
+        run_time = float(parse_timespan(run_time_text))
     except (ValueError, TypeError):
-        raise BadInput(f"bad run time {ns.run_time!r}: use Locust syntax such as 30s, 5m, 1h30m") from None
+        raise BadInput(f"bad run time {run_time_text!r}: use Locust syntax such as 30s, 5m, 1h30m") from None
     if run_time <= 0:
-        raise BadInput(f"bad run time {ns.run_time!r}: must be > 0")
+        raise BadInput(f"bad run time {run_time_text!r}: must be > 0")
     store = store_settings(ns)
     locustfile = resolve_locustfile(ns.locustfile)
     classes = tuple(ns.user_class)
     scenario = ns.scenario or (locustfile.stem + (":" + "+".join(classes) if classes else ""))
+    master = remote.master_settings(ns)
     meta = RunMeta(
         scenario=scenario,
-        test_type=ns.test_type,
+        test_type=test_type,
         app_version=ns.app_version,
         environment=ns.environment,
-        host=ns.host,
+        host=ns.host or "",
         locustfile=str(locustfile),
         user_classes=classes,
         users=ns.users,
         spawn_rate=ns.spawn_rate,
         planned_duration_s=run_time,
-        workers=ns.workers,
+        workers=master.expect_workers if master else ns.workers,
         tags=dict(ns.tag),
         git_commit=_git_commit(locustfile),
     )
     shape = ShapeSettings(
-        test_type=ns.test_type,
+        test_type=test_type,
         users=ns.users,
         spawn_rate=ns.spawn_rate,
         run_time=run_time,
@@ -199,8 +210,10 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
         slo_p95_ms=ns.slo_p95_ms,
         slo_error_rate=ns.slo_error_rate,
         spike_factor=ns.spike_factor,
+        test_type_given=bool(ns.test_type),
+        run_time_given=bool(ns.run_time),
     )
-    if ns.test_type != "complete":
+    if test_type != "complete":
         from benchlab.runners.shape import validate
 
         try:
@@ -225,6 +238,7 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
         metrics_bind=ns.metrics_bind,
         monitor=tuple(f"pid:{pid}" for pid in ns.monitor_pid) + tuple(f"process:{rx}" for rx in ns.monitor_process),
         judge=judge_settings(ns, runs=ns.baseline_runs_n),
+        master=master,
     )
 
 
@@ -276,7 +290,7 @@ def cmd_run(ns: argparse.Namespace) -> int:
         for path in write_runs(spec.store, [r.totals.run_id for r in results], spec.output.results_dir):
             print(f"benchlab: baseline written to {path}", file=sys.stderr)
     if spec.output.json:
-        print(json.dumps(suite_json([(r.test_type, r.rows, r.totals) for r in results])))
+        print(json.dumps(suite_json([(r.test_type, r.rows, r.totals) for r in results], lost=results[-1].lost_workers)))
     sys.stdout.flush()
     return code
 
@@ -354,6 +368,7 @@ def _add_other(sub: Any) -> None:
     add_trend(sub, _db, _positive)
     add_analyze(sub, _db, _positive)
     add_report(sub, _db, _positive)
+    add_prune(sub, _db)
     p = sub.add_parser("demo", help="demo target 1.0 vs 1.1: two short runs and the change (SQLite)")
     p.add_argument("--users", type=_positive(int, "users"), default="50")
     p.add_argument("--run-time", default="30s", help="length of each run (Locust syntax)")
@@ -369,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_run(sub)
     _add_other(sub)
+    remote.add_parser(sub)
+    add_ci(sub, _run_flags, _positive, _host)
     return parser
 
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ import gevent
 import locust
 from locust import User
 from locust.env import Environment
+from locust.shape import LoadTestShape
 
 from benchlab.metrics.collector import Observer, RequestCollector
 from benchlab.metrics.exporter import REPORT_KEY, RunLabels, RunnerCollector, Tally
@@ -27,13 +29,14 @@ from benchlab.metrics.store.spool import Spool
 from benchlab.metrics.store.stats import EndpointStats
 from benchlab.metrics.store.writer import CollectorStats, WriterProcess, replay_spool
 from benchlab.runners.analysis.summary import Totals, run_columns
-from benchlab.runners.errors import EXIT_FAILED, EXIT_OK, RunFailed
-from benchlab.runners.health import check_target
+from benchlab.runners.errors import EXIT_FAILED, EXIT_OK, BadInput, RunFailed
+from benchlab.runners.health import SKIPPED, http_hosts, preflight, recorded_host
 from benchlab.runners.monitor import start_monitor
 from benchlab.runners.progress import watch
+from benchlab.runners.relay import master_link
 from benchlab.runners.settings import RunSpec, WorkerConfig
-from benchlab.runners.shape import make_shape
-from benchlab.runners.swarm import Outcome, Swarm, load_users, worker_command
+from benchlab.runners.shape import FILE_SHAPE_TAG, BenchShape, choose, file_deadline, make_shape
+from benchlab.runners.swarm import Outcome, Swarm, load_file, worker_command
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -49,17 +52,26 @@ class RunResult:
     exit_code: int
     test_type: str = "load"
     error: str | None = None
+    lost_workers: list[dict[str, Any]] = field(default_factory=list)
+    """Remote workers lost during the run, with their missing samples (see `runners.relay`)."""
 
 
 def execute(spec: RunSpec, users: list[type[User]] | None = None) -> list[RunResult]:
     """Validate, check the target, run and summarise each run. Raises BadInput before writing anything.
 
-    `users` are user classes given directly (the Python API); by default they are loaded from the locustfile.
+    `users` are user classes given directly (the Python API); by default they are loaded from the locustfile,
+    whose own LoadTestShape, if any, drives the run when no test type was given.
     """
-    users = users if users is not None else load_users(spec.locustfile, spec.meta.user_classes)
-    if spec.health_check:
-        status = check_target(spec.meta.host, spec.health_path)
-        log.info("health check: %s", status)
+    file_shapes: list[LoadTestShape] = []
+    if users is None:
+        users, file_shapes = load_file(spec.locustfile, spec.meta.user_classes)
+    spec, file_shape = with_file_shape(spec, file_shapes)
+    hosts = http_hosts(users, spec.meta.host)
+    if spec.health_check and not hosts:
+        _say(SKIPPED)
+    elif spec.health_check:
+        for status in preflight(hosts, spec.health_path):
+            log.info("health check: %s", status)
     try:
         store = Store(settings=spec.store).open()
     except StoreUnavailable as exc:
@@ -68,7 +80,7 @@ def execute(spec: RunSpec, users: list[type[User]] | None = None) -> list[RunRes
         if spec.shape.test_type == "complete":
             results = run_suite(spec, users, store)
         else:
-            results = [run_once(spec, users, store)]
+            results = [run_once(spec, users, store, file_shape)]
     finally:
         store.close()
     return results
@@ -87,23 +99,52 @@ def run_suite(spec: RunSpec, users: list[type[User]], store: Store) -> list[RunR
     return results
 
 
-def run_once(spec: RunSpec, users: list[type[User]], store: Store) -> RunResult:
-    """One run: start it in the store, drive Locust, flush every sample, finish it with exact numbers."""
-    shape = make_shape(spec.shape)
-    run_id = store.start_run(replace(spec.meta, planned_duration_s=shape.planned_duration()))
+def with_file_shape(spec: RunSpec, file_shapes: list[LoadTestShape]) -> tuple[RunSpec, LoadTestShape | None]:
+    """Say which shape applies when the locustfile has its own; a run driven by it records the class as test type."""
+    try:
+        choice = choose(file_shapes, spec.shape)
+    except ValueError as exc:
+        raise BadInput(str(exc)) from None
+    if choice.note:
+        _say(choice.note)
+    if choice.file_shape is None:
+        return spec, None
+    tags = dict([FILE_SHAPE_TAG]) | spec.meta.tags
+    return replace(spec, meta=replace(spec.meta, test_type=choice.test_type, tags=tags)), choice.file_shape
+
+
+def _say(line: str) -> None:
+    print(f"benchlab: {line}", file=sys.stderr, flush=True)
+
+
+def run_once(
+    spec: RunSpec, users: list[type[User]], store: Store, file_shape: LoadTestShape | None = None
+) -> RunResult:
+    """One run: start it in the store, drive Locust, flush every sample, finish it with exact numbers.
+
+    `file_shape` is the locustfile's own shape when it drives the run (see `with_file_shape`), else benchlab's
+    shape for the test type does.
+    """
+    shape: LoadTestShape = file_shape or make_shape(spec.shape)
+    planned = shape.planned_duration() if isinstance(shape, BenchShape) else file_deadline(spec.shape)
+    meta = replace(spec.meta, host=recorded_host(users, spec.meta.host), planned_duration_s=planned)
+    run_id = store.start_run(meta)
     tally = Tally()
     sink = WriterProcess(store=spec.store, run_id=run_id, worker=None, settings=spec.collector)
     observers: list[Observer] = [tally.observe] if spec.metrics_port is not None and not spec.meta.workers else []
     collector = RequestCollector(sink=sink, run_id=run_id, settings=spec.collector, observers=observers).start()
-    shape.note = lambda kind, message, count: collector.note(kind, message, count)
-    env = Environment(user_classes=users, host=spec.meta.host, events=locust.events)
-    swarm = Swarm(env=env, shape=shape, deadline=shape.planned_duration() + 60)
+    if isinstance(shape, BenchShape):
+        shape.note = lambda kind, message, count: collector.note(kind, message, count)
+    # No host given: Locust keeps each user class's own (and custom clients need none).
+    env = Environment(user_classes=users, host=spec.meta.host or None, events=locust.events)
+    deadline = planned if file_shape is not None or planned is None else planned + 60
+    swarm = Swarm(env=env, shape=shape, deadline=deadline)
     collector.note("start", f"{spec.meta.test_type} run of {spec.meta.scenario}", 0, workers=spec.meta.workers)
     started = time.monotonic()
     with _attached(env, collector if spec.meta.workers == 0 else None), _signals(swarm.abort):
         stop_exporter = _exporter(spec, env, run_id, tally)
         stop_monitor = start_monitor(spec, run_id)
-        watcher = watch(env, collector, planned=shape.planned_duration(), quiet=spec.output.quiet)
+        watcher = watch(env, collector, planned=planned or 0.0, quiet=spec.output.quiet)
         try:
             outcome = _drive(spec, swarm, run_id)
         finally:
@@ -126,6 +167,7 @@ def _finish(
     replayed = stats.replayed + sum(int(w.get("replayed", 0)) for w in outcome.workers)
     replayed += _with_retry(lambda: replay_spool(store, spool, run_id), "replay spooled samples", default=0)
     pending = sum(len(Spool.load(p).rows) for p in spool.pending(run_id))
+    pending += sum(int(w.get("pending", 0)) for w in outcome.workers if w.get("remote"))  # in their own spools
     stored = _with_retry(lambda: store.count_samples(run_id), "count stored samples", default=0)
     no_rows: list[EndpointStats] = []
     rows = _with_retry(lambda: endpoint_stats(store, run_id), "compute the summary", default=no_rows)
@@ -136,7 +178,9 @@ def _finish(
     _with_retry(lambda: store.finish_run(run_id, status=status, summary=summary), "finish the run", default=None)
     code = 128 + outcome.signal if outcome.signal else EXIT_FAILED if outcome.error or pending else EXIT_OK
     error = f"run {run_id} failed: {outcome.error}" if outcome.error else None
-    return RunResult(totals=totals, rows=rows, exit_code=code, test_type=spec.meta.test_type, error=error)
+    return RunResult(
+        totals=totals, rows=rows, exit_code=code, test_type=spec.meta.test_type, error=error, lost_workers=outcome.lost
+    )
 
 
 @contextmanager
@@ -183,6 +227,8 @@ def _exporter(spec: RunSpec, env: Environment, run_id: int, tally: Tally) -> Cal
 
 
 def _drive(spec: RunSpec, swarm: Swarm, run_id: int) -> Outcome:
+    if spec.master is not None:
+        return swarm.run_remote(spec.master, lambda runner: master_link(spec, runner, run_id))
     if spec.meta.workers == 0:
         return swarm.run_local()
     port = free_port()

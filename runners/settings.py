@@ -57,6 +57,10 @@ class ShapeSettings:
     """Stress stops stepping once the failure ratio is above this."""
     spike_factor: float = 5.0
     """Spike height as a multiple of the users."""
+    test_type_given: bool = True
+    """--test-type or TEST_TYPE was given; when not, a locustfile's own LoadTestShape drives the run."""
+    run_time_given: bool = True
+    """--run-time or RUN_TIME was given; it then also stops a run driven by a locustfile's own LoadTestShape."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -103,6 +107,40 @@ class RunSpec:
     """Sidecar target specs the runner samples itself (--monitor-pid / --monitor-process)."""
     judge: JudgeSettings | None = None
     """SLO checks and the gate after each run (baseline version, thresholds, SLOs); None: defaults, no gate."""
+    master: MasterSettings | None = None
+    """`--master`: Locust's master only, for workers started elsewhere with `benchlab worker`; None: not."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class MasterSettings:
+    """`benchlab run --master`: where Locust's master listens and how many `benchlab worker`s it waits for."""
+
+    bind: str = "127.0.0.1"
+    """Address the master listens on (BENCHLAB_MASTER_BIND); 0.0.0.0 for workers on other machines."""
+    port: int = 5557
+    """Locust's master port (BENCHLAB_MASTER_PORT)."""
+    expect_workers: int = 1
+    """Workers that must connect before the load starts (BENCHLAB_EXPECT_WORKERS)."""
+    connect_timeout: float = 60.0
+    """Seconds to wait for them; then the run fails (exit 1)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RemoteWorkerSettings:
+    """`benchlab worker`: one Locust worker joining a master on another machine; the rest comes from the master."""
+
+    locustfile: Path
+    """The same Locust file as the master's, present on this machine."""
+    master_host: str
+    """Host of the master (BENCHLAB_MASTER_HOST)."""
+    master_port: int = 5557
+    """Locust's master port (BENCHLAB_MASTER_PORT)."""
+    db_url: str | None = None
+    """This machine's URL of the master's Postgres store (--db); None: the URL the master uses."""
+    spool_dir: Path = Path("results/spool")
+    """Where batches wait on this machine while the store is unreachable (BENCHLAB_SPOOL_DIR)."""
+    relay: bool = False
+    """Send samples to the master, which stores them, even when the store is Postgres (always for SQLite)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -132,7 +170,7 @@ class WorkerConfig:
     user_classes: tuple[str, ...]
     """User classes to run; empty means every class of the file."""
     host: str
-    """Target base URL."""
+    """Target base URL; '' when not given (the user classes' own hosts, or no HTTP at all)."""
     run_id: int
     """The master's run id, under which this worker stores its samples."""
     worker: str

@@ -7,20 +7,23 @@ import logging
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import gevent
 import gevent.event
 from locust import User
 from locust.env import Environment
+from locust.exception import RPCError
 from locust.runners import MasterRunner, Runner
 from locust.shape import LoadTestShape
 from locust.util.load_locustfile import load_locustfile
 
 from benchlab.runners.errors import BadInput
-from benchlab.runners.settings import WorkerConfig
+from benchlab.runners.settings import MasterSettings, WorkerConfig
 
 log = logging.getLogger(__name__)
 WORKER_CONNECT_TIMEOUT = 30.0
@@ -28,6 +31,11 @@ WORKER_CONNECT_TIMEOUT = 30.0
 
 def load_users(path: Path, names: tuple[str, ...]) -> list[type[User]]:
     """Check and import a locustfile; return the chosen user classes (all of them when `names` is empty)."""
+    return load_file(path, names)[0]
+
+
+def load_file(path: Path, names: tuple[str, ...]) -> tuple[list[type[User]], list[LoadTestShape]]:
+    """Check and import a locustfile; the chosen user classes and the file's own LoadTestShape instances."""
     if not path.is_file():
         raise BadInput(f"locustfile not found: {path}")
     try:
@@ -37,7 +45,7 @@ def load_users(path: Path, names: tuple[str, ...]) -> list[type[User]]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise BadInput(f"locustfile {path} cannot be read: {exc}") from None
     try:
-        classes, _shapes = load_locustfile(str(path))
+        classes, shapes = load_locustfile(str(path))
     except Exception as exc:
         raise BadInput(f"locustfile {path} failed to import: {type(exc).__name__}: {exc}") from None
     if not classes:
@@ -45,7 +53,7 @@ def load_users(path: Path, names: tuple[str, ...]) -> list[type[User]]:
     unknown = [n for n in names if n not in classes]
     if unknown:
         raise BadInput(f"user class {unknown[0]!r} not in {path} (has: {', '.join(sorted(classes))})")
-    return [classes[n] for n in names] if names else [classes[n] for n in sorted(classes)]
+    return [classes[n] for n in names] if names else [classes[n] for n in sorted(classes)], shapes
 
 
 @dataclass
@@ -62,18 +70,38 @@ class Outcome:
     """Why Locust could not run, if it could not."""
     workers: list[dict[str, Any]] = field(default_factory=list)
     """Each worker's final report (its counts and its collector's counts)."""
+    lost: list[dict[str, Any]] = field(default_factory=list)
+    """Remote workers lost during the run: label, Locust's count of their requests, stored and missing samples."""
+
+
+class RemoteLink(Protocol):
+    """The master's side of the remote workers' protocol (`runners.relay.MasterLink`)."""
+
+    lost: list[dict[str, Any]]
+
+    def ready(self) -> int:
+        """Workers connected and configured."""
+
+    def finish(self) -> None:
+        """Stop the load and have every worker flush."""
+
+    def reports(self) -> list[dict[str, Any]]:
+        """Final counts."""
+
+    def close(self) -> None:
+        """Detach from Locust's events."""
 
 
 class Swarm:
     """Runs the load for one run; `wait()` returns when the shape ends, a signal arrives or Locust fails."""
 
-    def __init__(self, *, env: Environment, shape: LoadTestShape, deadline: float) -> None:
+    def __init__(self, *, env: Environment, shape: LoadTestShape, deadline: float | None) -> None:
         self.env = env
         """Locust environment with our shape instance and listeners attached."""
         self.shape = shape
         """The load shape for the run's test type."""
         self.deadline = deadline
-        """Seconds after which the run is stopped even if the shape has not ended."""
+        """Seconds after which the run is stopped even if the shape has not ended (None: when the shape ends)."""
         self.outcome = Outcome()
         """Filled in as the run ends."""
         self._done = gevent.event.Event()
@@ -122,7 +150,40 @@ class Swarm:
             waited += 0.1
         return True
 
-    def _drive(self, runner: Runner) -> None:
+    def run_remote(self, master: MasterSettings, attach: Callable[[MasterRunner], RemoteLink]) -> Outcome:
+        """Locust's master for workers started elsewhere (`benchlab worker`); `attach` adds benchlab's protocol."""
+        try:
+            runner = self.env.create_master_runner(master.bind, master.port)
+        except RPCError as exc:
+            self.outcome.error = f"Locust's master cannot listen on {master.bind}:{master.port}: {exc}"
+            return self.outcome
+        link = attach(runner)
+        try:
+            if self._await_remote(link, master):
+                self._drive(runner, before_quit=link.finish)
+            else:
+                runner.quit()
+        finally:
+            link.close()
+        self.outcome.workers, self.outcome.lost = link.reports(), link.lost
+        self.outcome.total_requests = self.env.stats.total.num_requests
+        self.outcome.failures = self.env.stats.total.num_failures
+        return self.outcome
+
+    def _await_remote(self, link: RemoteLink, master: MasterSettings) -> bool:
+        deadline = time.monotonic() + master.connect_timeout
+        while link.ready() < master.expect_workers:
+            if time.monotonic() > deadline or self._done.is_set():
+                if self.outcome.signal is None:
+                    self.outcome.error = (
+                        f"only {link.ready()} of {master.expect_workers} workers connected"
+                        f" within {master.connect_timeout:g} s"
+                    )
+                return False
+            gevent.sleep(0.1)
+        return True
+
+    def _drive(self, runner: Runner, before_quit: Callable[[], None] | None = None) -> None:
         self.shape.runner = runner
         self.env.shape_class = self.shape
         self.env.events.init.fire(environment=self.env, runner=runner, web_ui=None)
@@ -135,8 +196,12 @@ class Swarm:
             log.exception("Locust failed")
             self.outcome.error = f"Locust failed: {type(exc).__name__}: {exc}"
         finally:
-            runner.quit()
-            self.env.events.test_stop.remove_listener(self._stopped)
+            try:
+                if before_quit is not None:
+                    before_quit()
+            finally:
+                runner.quit()
+                self.env.events.test_stop.remove_listener(self._stopped)
         for row in runner.exceptions.values():
             log.warning("user code raised %d time(s): %s", row["count"], row["msg"])
 

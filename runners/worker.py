@@ -27,7 +27,7 @@ def serve(config: WorkerConfig) -> dict[str, Any]:
     sink = WriterProcess(store=config.store, run_id=config.run_id, worker=config.worker)
     observers: list[Observer] = [tally.observe] if config.tally else []
     collector = RequestCollector(sink=sink, run_id=config.run_id, observers=observers).start()
-    env = Environment(user_classes=users, host=config.host, events=locust.events)
+    env = Environment(user_classes=users, host=config.host or None, events=locust.events)  # None: the classes' own
     env.events.request.add_listener(collector.on_request)
     if config.tally:
         # The master's /metrics sums the cumulative tallies that ride along with each stats report.

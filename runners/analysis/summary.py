@@ -23,6 +23,16 @@ class Totals:
     pending: int
 
 
+def load_seconds(rows: list[EndpointStats], totals: Totals) -> float:
+    """Length of the load phase: first to last stored sample, so worker start-up and the final flush are left out.
+
+    The run's duration when fewer than two distinct sample times span it.
+    """
+    total = next((r for r in rows if r.is_total), None)
+    span = total.last_ts - total.first_ts if total is not None else 0.0
+    return span if span > 0 else totals.duration_s
+
+
 def run_columns(rows: list[EndpointStats], totals: Totals) -> dict[str, Any]:
     """Summary columns of the `runs` row."""
     total = next((r for r in rows if r.is_total), None)
@@ -32,7 +42,7 @@ def run_columns(rows: list[EndpointStats], totals: Totals) -> dict[str, Any]:
         "stored_samples": totals.stored_samples,
         "spooled_samples": totals.spooled,
         "replayed_samples": totals.replayed,
-        "rps": totals.stored_samples / totals.duration_s if totals.duration_s > 0 else 0.0,
+        "rps": _rate(totals.stored_samples, load_seconds(rows, totals)),
     }
     if total is not None:
         out.update(
@@ -44,3 +54,7 @@ def run_columns(rows: list[EndpointStats], totals: Totals) -> dict[str, Any]:
             max_ms=total.max_ms,
         )
     return out
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds > 0 else 0.0

@@ -5,16 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from benchlab.metrics.store.stats import EndpointStats
-from benchlab.runners.analysis.summary import Totals, run_columns
+from benchlab.runners.analysis.summary import Totals, load_seconds, run_columns
 
 
 def as_json(rows: list[EndpointStats], totals: Totals) -> dict[str, Any]:
     """The object `--json` prints last."""
     cols = run_columns(rows, totals)
+    load_s = load_seconds(rows, totals)
     return {
         "run_id": totals.run_id,
         "status": totals.status,
         "duration_s": round(totals.duration_s, 3),
+        "load_s": round(load_s, 3),
         "total_requests": totals.total_requests,
         "stored_samples": totals.stored_samples,
         "failures": totals.failures,
@@ -28,7 +30,7 @@ def as_json(rows: list[EndpointStats], totals: Totals) -> dict[str, Any]:
         "spooled_samples": totals.spooled,
         "replayed_samples": totals.replayed,
         "pending_samples": totals.pending,
-        "endpoints": [_endpoint_json(r, totals.duration_s) for r in rows if not r.is_total],
+        "endpoints": [_endpoint_json(r, load_s) for r in rows if not r.is_total],
     }
 
 
@@ -51,10 +53,17 @@ def _endpoint_json(row: EndpointStats, duration: float) -> dict[str, Any]:
     }
 
 
-def suite_json(results: list[tuple[str, list[EndpointStats], Totals]]) -> dict[str, Any]:
-    """`--json` of one run, or of a suite: the last run's object, plus every run under `suite_runs`."""
+def suite_json(
+    results: list[tuple[str, list[EndpointStats], Totals]], lost: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """`--json` of one run, or of a suite: the last run's object, plus every run under `suite_runs`.
+
+    `lost`: remote workers the last run lost (`lost_workers`: label, Locust's count, stored and missing samples).
+    """
     _, rows, totals = results[-1]
     payload = as_json(rows, totals)
+    if lost:
+        payload["lost_workers"] = lost
     if len(results) > 1:
         payload["suite_runs"] = [as_json(r, t) | {"test_type": tt} for tt, r, t in results]
     return payload

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchlab.metrics.store.stats import EndpointStats
-from benchlab.runners.analysis.summary import Totals
+from benchlab.runners.analysis.summary import Totals, load_seconds
 
 _HEADER = ("Method", "Name", "Reqs", "Fails", "Err%", "RPS", "Mean", "Median", "p95", "p99", "Max", "Codes", "Bytes")
 
@@ -11,9 +11,10 @@ _HEADER = ("Method", "Name", "Reqs", "Fails", "Err%", "RPS", "Mean", "Median", "
 def table(rows: list[EndpointStats], totals: Totals) -> str:
     """Fixed-width table, one line per endpoint and a total line; times in milliseconds."""
     lines = []
+    load_s = load_seconds(rows, totals)
     for r in rows:
         codes = " ".join(f"{k}:{v}" for k, v in sorted(r.status_counts.items()))
-        rps = r.requests / totals.duration_s if totals.duration_s > 0 else 0.0
+        rps = r.requests / load_s if load_s > 0 else 0.0
         lines.append(
             (
                 r.method or "",
