@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from benchlab.metrics.store.database import Store, StoreUnavailable, parse_url
+from benchlab.metrics.store.liveness import status_of
 from benchlab.metrics.store.sample import COLUMNS
 from benchlab.metrics.store.spool import Spool
 from benchlab.metrics.store.writer import replay_spool
 from benchlab.runners.errors import EXIT_FAILED, EXIT_OK, BadInput, RunFailed
+from benchlab.runners.prune import require_samples
 from benchlab.runners.settings import TargetSettings
 
 EXPORT_COLUMNS = ("run_id", *COLUMNS, "worker")
@@ -34,10 +36,13 @@ def open_store(ns: argparse.Namespace, *, must_exist: bool = True) -> Store:
 
 
 def cmd_runs(ns: argparse.Namespace) -> int:
-    """`benchlab runs`: most recent runs first."""
+    """`benchlab runs`: most recent runs first; a `running` run whose runner died shows as `interrupted`."""
     store = open_store(ns)
-    runs = store.list_runs(ns.limit)
-    store.close()
+    try:
+        runs = store.list_runs(ns.limit)
+        live = {r.id: (status_of(r), store.count_samples(r.id)) for r in runs if r.status == "running"}
+    finally:
+        store.close()
     keys = (
         "id",
         "started_at",
@@ -55,6 +60,9 @@ def cmd_runs(ns: argparse.Namespace) -> int:
         "suite_id",
     )
     rows = [{k: _plain(getattr(r, k)) for k in keys} for r in runs]
+    for row in rows:
+        if row["id"] in live:  # not finished: its samples so far
+            row["status"], row["stored_samples"] = live[row["id"]]
     if ns.json:
         print(json.dumps(rows))
         return EXIT_OK
@@ -67,7 +75,7 @@ def cmd_runs(ns: argparse.Namespace) -> int:
             r["test_type"],
             r["scenario"],
             r["app_version"],
-            str(r["total_requests"] or 0),
+            str(r["total_requests"] or r["stored_samples"] or 0),
             f"{r['rps'] or 0:.1f}",
             f"{r['p95_ms'] or 0:.1f}",
         )
@@ -84,9 +92,15 @@ def cmd_export(ns: argparse.Namespace) -> int:
     if ns.csv is None and ns.baseline_json is None:
         raise BadInput("nothing to export: pass --csv FILE or --baseline-json [FILE]")
     store = open_store(ns)
-    if store.get_run(ns.run) is None:
+    run = store.get_run(ns.run)
+    if run is None:
         store.close()
         raise BadInput(f"run {ns.run} not found in {store.settings.url}")
+    try:
+        require_samples(store, [run], "export")
+    except BadInput:
+        store.close()
+        raise
     if ns.baseline_json is not None:
         _export_baseline(store, ns.run, ns.baseline_json, ns.results_dir)
     if ns.csv is None:
@@ -134,13 +148,23 @@ def _export_baseline(store: Store, run_id: int, target: Path, results_dir: Path)
 
 
 def cmd_replay(ns: argparse.Namespace) -> int:
-    """`benchlab replay`: write spooled batches to the store; exit 1 while any remain."""
+    """`benchlab replay`: write spooled batches to the store, then close interrupted runs; exit 1 while any remain."""
+    from benchlab.metrics.store.rollup import refresh
+    from benchlab.runners.recovery import close_interrupted
+
     store = open_store(ns, must_exist=False)
     spool = Spool(directory=store.settings.spool_dir)
-    done = replay_spool(store, spool, run_id=ns.run)
-    left = spool.pending(ns.run)
-    store.close()
+    try:
+        touched = {int(p.name[3:].split("-", 1)[0]) for p in spool.pending(ns.run)}  # run<id>-...jsonl
+        done = replay_spool(store, spool, run_id=ns.run)
+        left = spool.pending(ns.run)
+        refresh(store, touched)  # finished runs that got samples: their rollups again
+        closed = close_interrupted(store, spool, ns.run)
+    finally:
+        store.close()
     print(f"replayed {done} samples; {len(left)} spooled files left in {spool.directory}")
+    for totals in closed:
+        print(f"run {totals.run_id} interrupted: closed with {totals.stored_samples} stored samples")
     return EXIT_FAILED if left else EXIT_OK
 
 

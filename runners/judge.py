@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from benchlab.metrics.store.database import Store
+from benchlab.metrics.store.liveness import is_interrupted
 from benchlab.metrics.store.model import Run
 from benchlab.metrics.store.query import endpoint_stats, latest_runs, runs_by_id, versions
 from benchlab.metrics.store.verdict import latest_noise_floors, save_comparison
@@ -28,6 +29,7 @@ from benchlab.runners.analysis.series import (
 )
 from benchlab.runners.analysis.slo import Check, Observed, check
 from benchlab.runners.errors import BadInput
+from benchlab.runners.prune import require_samples
 from benchlab.runners.settings import JudgeSettings
 
 
@@ -91,6 +93,7 @@ def select(store: Store, judge: JudgeSettings) -> Selection:
             raise BadInput(_missing(store, judge.baseline_version, judge, scenario=scenario, test_type=test_type))
     else:
         baseline = []
+    require_samples(store, [*candidate, *baseline], "compare/report")
     return Selection(baseline=baseline, candidate=candidate)
 
 
@@ -99,6 +102,10 @@ def _by_id(store: Store, ids: Sequence[int]) -> list[Run]:
     missing = sorted(set(ids) - {r.id for r in runs})
     if missing:
         raise BadInput(f"run {', '.join(map(str, missing))} not found in {store.settings.url}")
+    dead = [r.id for r in runs if is_interrupted(r)]
+    if dead:
+        named = ", ".join(map(str, dead))
+        raise BadInput(f"run {named} was interrupted (its benchlab process died): compare completed or aborted runs")
     return runs
 
 

@@ -34,7 +34,12 @@ CREATE TABLE runs (
     p95_ms             DOUBLE PRECISION,
     p99_ms             DOUBLE PRECISION,
     max_ms             DOUBLE PRECISION,
-    CONSTRAINT runs_status_check CHECK (status IN ('running', 'completed', 'aborted', 'failed'))
+    -- who runs it, for telling a dead run (SIGKILL, OOM, power cut) from a live one: see metrics/store/liveness.py
+    runner_host        TEXT,
+    runner_pid         INTEGER,
+    runner_started_at  TIMESTAMPTZ,
+    heartbeat_at       TIMESTAMPTZ,
+    CONSTRAINT runs_status_check CHECK (status IN ('running', 'completed', 'aborted', 'failed', 'interrupted'))
 );
 CREATE INDEX ix_runs_version_started ON runs (app_version, started_at);
 CREATE INDEX ix_runs_scenario_started ON runs (scenario, started_at);
@@ -168,3 +173,84 @@ CREATE TABLE noise_floors (
     CONSTRAINT noise_floors_change_kind_check CHECK (change_kind IN ('relative', 'absolute'))
 );
 CREATE INDEX ix_noise_floors_lookup ON noise_floors (app_version, scenario, test_type, created_at);
+
+-- Rollups, written by metrics/store/rollup.py when a run finishes: dashboards and long histories read these,
+-- never the raw samples. `benchlab prune` deletes old runs' raw samples and keeps these (run_rollups.pruned_at).
+CREATE TABLE run_rollups (
+    run_id         BIGINT PRIMARY KEY REFERENCES runs (id) ON DELETE CASCADE,
+    computed_at    TIMESTAMPTZ NOT NULL,
+    samples        BIGINT NOT NULL,
+    pruned_at      TIMESTAMPTZ,
+    pruned_samples BIGINT
+);
+
+-- Exact statistics of each endpoint of a run over all its samples (name = method = '' for all endpoints).
+CREATE TABLE endpoint_rollups (
+    run_id         BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    name           TEXT NOT NULL,
+    method         TEXT NOT NULL,
+    requests       BIGINT NOT NULL,
+    failures       BIGINT NOT NULL,
+    mean_ms        DOUBLE PRECISION NOT NULL,
+    p50_ms         DOUBLE PRECISION NOT NULL,
+    p75_ms         DOUBLE PRECISION NOT NULL,
+    p90_ms         DOUBLE PRECISION NOT NULL,
+    p95_ms         DOUBLE PRECISION NOT NULL,
+    p99_ms         DOUBLE PRECISION NOT NULL,
+    p999_ms        DOUBLE PRECISION NOT NULL,
+    min_ms         DOUBLE PRECISION NOT NULL,
+    max_ms         DOUBLE PRECISION NOT NULL,
+    response_bytes BIGINT NOT NULL,
+    request_bytes  BIGINT NOT NULL,
+    first_ts       TIMESTAMPTZ NOT NULL,
+    last_ts        TIMESTAMPTZ NOT NULL,
+    rps            DOUBLE PRECISION,
+    status_counts  JSONB NOT NULL,
+    PRIMARY KEY (run_id, name, method)
+);
+
+-- Each endpoint of a run per 10 s window (ts = the window's start, a multiple of 10 epoch seconds), exact.
+CREATE TABLE window_rollups (
+    run_id   BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    name     TEXT NOT NULL,
+    method   TEXT NOT NULL,
+    ts       TIMESTAMPTZ NOT NULL,
+    requests BIGINT NOT NULL,
+    failures BIGINT NOT NULL,
+    sum_ms   DOUBLE PRECISION NOT NULL,
+    min_ms   DOUBLE PRECISION NOT NULL,
+    max_ms   DOUBLE PRECISION NOT NULL,
+    p50_ms   DOUBLE PRECISION NOT NULL,
+    p90_ms   DOUBLE PRECISION NOT NULL,
+    p95_ms   DOUBLE PRECISION NOT NULL,
+    p99_ms   DOUBLE PRECISION NOT NULL,
+    PRIMARY KEY (run_id, name, method, ts)
+);
+CREATE INDEX ix_window_rollups_ts ON window_rollups (ts);
+
+-- Requests per run, endpoint, 10 s window, status code, outcome and error message (status and error panels).
+CREATE TABLE outcome_rollups (
+    id          BIGSERIAL PRIMARY KEY,
+    run_id      BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    ts          TIMESTAMPTZ NOT NULL,
+    name        TEXT NOT NULL,
+    method      TEXT NOT NULL,
+    status_code INTEGER,
+    success     BOOLEAN NOT NULL,
+    error       TEXT,
+    requests    BIGINT NOT NULL,
+    last_ts     TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX ix_outcome_rollups_run ON outcome_rollups (run_id);
+CREATE INDEX ix_outcome_rollups_ts ON outcome_rollups (ts);
+
+-- Requests per run, endpoint and latency bucket floor(ln(max(ms, 0.001)) * 100), 1 % wide: percentiles over
+-- several runs pooled, to within 0.5 % (each order statistic as its bucket's geometric middle).
+CREATE TABLE latency_rollups (
+    run_id   BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+    name     TEXT NOT NULL,
+    method   TEXT NOT NULL,
+    bucket   INTEGER NOT NULL,
+    requests BIGINT NOT NULL,
+    PRIMARY KEY (run_id, name, method, bucket)
+);

@@ -14,8 +14,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from benchlab.metrics.settings import RunMeta, StoreSettings
+from benchlab.metrics.store.liveness import is_interrupted, owner_columns
+from benchlab.metrics.store.migration import upgrade
 from benchlab.metrics.store.model import Base, QueueSample, RequestSample, ResourceSample, Run, RunEvent
-from benchlab.metrics.store.sample import COLUMNS, Sample, as_row
+from benchlab.metrics.store.sample import COLUMNS, Sample
 
 try:
     BENCHLAB_VERSION = version("benchlab")
@@ -25,6 +27,26 @@ EventRow = tuple[int, float, str, int | None, str | None, dict[str, Any] | None]
 """(run id, epoch s, kind, user count, message, data) of one run event."""
 # CSV with NULL as an unquoted empty field (COPY's default); strings are always quoted, so "" stays ''.
 _COPY_SQL = "COPY request_samples (run_id, worker, " + ", ".join(COLUMNS) + ") FROM STDIN WITH (FORMAT csv)"
+
+
+_INSERT_SQL = (
+    "INSERT INTO request_samples (run_id, worker, " + ", ".join(COLUMNS) + ") VALUES (" + ", ".join("?" * 11) + ")"
+)
+
+
+class _Stamps:
+    """Epoch seconds as stored text, UTC to the microsecond; each second's date and time is formatted once."""
+
+    def __init__(self, suffix: str) -> None:
+        self._suffix = suffix
+        self._seconds: dict[int, str] = {}
+
+    def __call__(self, ts: float) -> str:
+        sec = int(ts)
+        prefix = self._seconds.get(sec)
+        if prefix is None:
+            prefix = self._seconds[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%d %H:%M:%S.")
+        return f"{prefix}{min(round((ts - sec) * 1e6), 999_999):06d}{self._suffix}"
 
 
 def _quote(text: str) -> str:
@@ -39,15 +61,8 @@ class _CsvStream(io.TextIOBase):
         self._pos = 0
         self._chunk = chunk
         self._head = f"{run_id},{'' if worker is None else _quote(worker)},"
-        self._seconds: dict[int, str] = {}
+        self._stamp = _Stamps(suffix="+00")
         self._names: dict[tuple[str, str], str] = {}
-
-    def _stamp(self, ts: float) -> str:
-        sec = int(ts)
-        prefix = self._seconds.get(sec)
-        if prefix is None:
-            prefix = self._seconds[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%d %H:%M:%S.")
-        return f"{prefix}{min(round((ts - sec) * 1e6), 999_999):06d}+00"
 
     def read(self, size: int | None = -1) -> str:
         """Next chunk of CSV text; empty at the end."""
@@ -141,9 +156,10 @@ class Store:
         """True when writes use COPY."""
 
     def open(self) -> Store:
-        """Create missing tables; raise StoreUnavailable when the database cannot be reached."""
+        """Create missing tables (and columns); raise StoreUnavailable when the database cannot be reached."""
         try:
             Base.metadata.create_all(self.engine)
+            upgrade(self.engine)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"metrics store {self.engine.url!r} unreachable: {first_line(exc)}") from None
         return self
@@ -154,7 +170,8 @@ class Store:
 
     # -- runs ---------------------------------------------------------------------------------
     def start_run(self, meta: RunMeta, *, started_at: datetime | None = None) -> int:
-        """Insert a `running` run and return its id."""
+        """Insert a `running` run owned by this process (see `liveness`) and return its id."""
+        now = datetime.now(UTC)
         values = {
             "scenario": meta.scenario,
             "test_type": meta.test_type,
@@ -171,19 +188,38 @@ class Store:
             "benchlab_version": BENCHLAB_VERSION,
             "git_commit": meta.git_commit,
             "suite_id": meta.suite_id,
-            "started_at": started_at or datetime.now(UTC),
+            "started_at": started_at or now,
             "status": "running",
+            **owner_columns(now),
         }
         with self.engine.begin() as conn:
             run_id = conn.execute(insert(Run).values(**values).returning(Run.id)).scalar_one()
         return int(run_id)
 
-    def finish_run(self, run_id: int, *, status: str, summary: dict[str, Any]) -> None:
-        """Mark a run ended with its status and summary columns."""
+    def finish_run(
+        self, run_id: int, *, status: str, summary: dict[str, Any], ended_at: datetime | None = None
+    ) -> bool:
+        """Mark a run ended with its status and summary columns; `interrupted` only while it is still `running`."""
+        query = update(Run).where(Run.id == run_id)
+        if status == "interrupted":
+            query = query.where(Run.status == "running")
         with self.engine.begin() as conn:
-            conn.execute(
-                update(Run).where(Run.id == run_id).values(status=status, ended_at=datetime.now(UTC), **summary)
-            )
+            done = conn.execute(query.values(status=status, ended_at=ended_at or datetime.now(UTC), **summary))
+        if done.rowcount:
+            from benchlab.metrics.store.rollup import write_rollup  # rollup imports this module
+
+            write_rollup(self, run_id)  # dashboards and long histories read these, never the raw samples
+        return bool(done.rowcount)
+
+    def heartbeat(self, run_id: int) -> bool:
+        """Tell readers a `running` run is alive; best effort: False when the store refused."""
+        query = update(Run).where(Run.id == run_id, Run.status == "running").values(heartbeat_at=datetime.now(UTC))
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(query)
+        except SQLAlchemyError:
+            return False
+        return True
 
     def get_run(self, run_id: int) -> Run | None:
         """One run, detached from the session."""
@@ -198,11 +234,13 @@ class Store:
         return [Run(**row) for row in rows]
 
     def running_run_id(self) -> int | None:
-        """Id of the most recent run still in progress, if any."""
-        query = select(Run.id).where(Run.status == "running").order_by(Run.id.desc()).limit(1)
+        """Id of the most recent run still in progress, if any (runs whose runner died are not)."""
+        query = select(Run.__table__).where(Run.status == "running").order_by(Run.id.desc()).limit(20)
         with self.engine.connect() as conn:
-            value = conn.execute(query).scalar()
-        return int(value) if value is not None else None
+            for row in conn.execute(query).mappings():
+                if not is_interrupted(Run(**row)):
+                    return int(row["id"])
+        return None
 
     # -- writes -------------------------------------------------------------------------------
     def write_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
@@ -212,8 +250,17 @@ class Store:
         if self.is_postgres:
             self._copy_samples(run_id, worker, rows)
         else:
-            with self.engine.begin() as conn:
-                conn.execute(insert(RequestSample), [as_row(s, run_id, worker) for s in rows])
+            self._insert_samples(run_id, worker, rows)
+
+    def _insert_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
+        """SQLite: one prepared INSERT run by the driver's executemany (SQLAlchemy's per-row binding costs 3x)."""
+        stamp = _Stamps(suffix="")
+        values = [
+            (run_id, worker, stamp(ts), name, method, rt, rx, tx, status, ok, error)
+            for ts, name, method, rt, rx, tx, status, ok, error in rows
+        ]
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(_INSERT_SQL, values)
 
     def _copy_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
         raw = self.engine.raw_connection()

@@ -20,7 +20,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-RUN_STATUSES = ("running", "completed", "aborted", "failed")
+RUN_STATUSES = ("running", "completed", "aborted", "failed", "interrupted")
+"""`interrupted`: the benchlab process died without finishing the run (see `metrics.store.liveness`)."""
 
 Json = JSON().with_variant(JSONB(), "postgresql")
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -37,7 +38,9 @@ class Run(Base):
 
     __tablename__ = "runs"
     __table_args__ = (
-        CheckConstraint("status IN ('running', 'completed', 'aborted', 'failed')", name="runs_status_check"),
+        CheckConstraint(
+            "status IN ('running', 'completed', 'aborted', 'failed', 'interrupted')", name="runs_status_check"
+        ),
         Index("ix_runs_version_started", "app_version", "started_at"),
         Index("ix_runs_scenario_started", "scenario", "started_at"),
         Index("ix_runs_suite", "suite_id"),
@@ -74,6 +77,14 @@ class Run(Base):
     p95_ms: Mapped[float | None] = mapped_column(Float)
     p99_ms: Mapped[float | None] = mapped_column(Float)
     max_ms: Mapped[float | None] = mapped_column(Float)
+    runner_host: Mapped[str | None] = mapped_column(Text)
+    """Host name of the benchlab process that runs it."""
+    runner_pid: Mapped[int | None] = mapped_column(Integer)
+    """Its pid on that host."""
+    runner_started_at: Mapped[datetime | None] = mapped_column(Ts)
+    """When that process started (tells a reused pid from the runner)."""
+    heartbeat_at: Mapped[datetime | None] = mapped_column(Ts)
+    """Refreshed by the run's writers while it runs; a stale one on another host means the runner died."""
 
 
 class RequestSample(Base):
@@ -86,7 +97,8 @@ class RequestSample(Base):
     __tablename__ = "request_samples"
     __table_args__ = (
         Index("ix_request_samples_run_ts", "run_id", "ts"),
-        Index("ix_request_samples_ts", "ts", postgresql_using="brin"),
+        # Postgres only: a BRIN costs next to nothing per row; on SQLite a second B-tree would add ~30% per insert.
+        Index("ix_request_samples_ts", "ts", postgresql_using="brin").ddl_if(dialect="postgresql"),
     )
 
     run_id: Mapped[int] = mapped_column(Id)
@@ -257,3 +269,108 @@ class NoiseFloor(Base):
     mean_value: Mapped[float] = mapped_column(Float)
     spread: Mapped[float] = mapped_column(Float)
     """sd of ln(value) across runs for relative metrics; sd of the value for absolute ones."""
+
+
+# ---------------------------------------------------------------------------------------------- rollups
+# Written by `metrics.store.rollup` when a run finishes, so dashboards and long histories never scan raw samples.
+
+
+class RunRollup(Base):
+    """A run whose rollups are written, and when its raw request samples were pruned (`benchlab prune`)."""
+
+    __tablename__ = "run_rollups"
+
+    run_id: Mapped[int] = mapped_column(Id, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    computed_at: Mapped[datetime] = mapped_column(Ts)
+    samples: Mapped[int] = mapped_column(BigInteger)
+    """Request samples the rollups were computed from."""
+    pruned_at: Mapped[datetime | None] = mapped_column(Ts)
+    """Set when the raw request samples were deleted; the rollups stay."""
+    pruned_samples: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class EndpointRollup(Base):
+    """Exact statistics of one endpoint of a run over all its samples; name = method = '' for all endpoints."""
+
+    __tablename__ = "endpoint_rollups"
+
+    run_id: Mapped[int] = mapped_column(Id, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    method: Mapped[str] = mapped_column(Text, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    failures: Mapped[int] = mapped_column(BigInteger)
+    mean_ms: Mapped[float] = mapped_column(Float)
+    p50_ms: Mapped[float] = mapped_column(Float)
+    p75_ms: Mapped[float] = mapped_column(Float)
+    p90_ms: Mapped[float] = mapped_column(Float)
+    p95_ms: Mapped[float] = mapped_column(Float)
+    p99_ms: Mapped[float] = mapped_column(Float)
+    p999_ms: Mapped[float] = mapped_column(Float)
+    min_ms: Mapped[float] = mapped_column(Float)
+    max_ms: Mapped[float] = mapped_column(Float)
+    response_bytes: Mapped[int] = mapped_column(BigInteger)
+    request_bytes: Mapped[int] = mapped_column(BigInteger)
+    first_ts: Mapped[datetime] = mapped_column(Ts)
+    last_ts: Mapped[datetime] = mapped_column(Ts)
+    rps: Mapped[float | None] = mapped_column(Float)
+    """Requests per second of the run's duration (ended_at - started_at)."""
+    status_counts: Mapped[dict[str, int]] = mapped_column(Json)
+    """Status code as text ("none": no response) → requests."""
+
+
+class WindowRollup(Base):
+    """One endpoint of a run in one 10 s window (starting at a multiple of 10 epoch seconds), exact."""
+
+    __tablename__ = "window_rollups"
+    __table_args__ = (Index("ix_window_rollups_ts", "ts"),)
+
+    run_id: Mapped[int] = mapped_column(Id, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    method: Mapped[str] = mapped_column(Text, primary_key=True)
+    ts: Mapped[datetime] = mapped_column(Ts, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    failures: Mapped[int] = mapped_column(BigInteger)
+    sum_ms: Mapped[float] = mapped_column(Float)
+    min_ms: Mapped[float] = mapped_column(Float)
+    max_ms: Mapped[float] = mapped_column(Float)
+    p50_ms: Mapped[float] = mapped_column(Float)
+    p90_ms: Mapped[float] = mapped_column(Float)
+    p95_ms: Mapped[float] = mapped_column(Float)
+    p99_ms: Mapped[float] = mapped_column(Float)
+
+
+class OutcomeRollup(Base):
+    """Requests of one endpoint of a run in one 10 s window with the same status code, outcome and error."""
+
+    __tablename__ = "outcome_rollups"
+    __table_args__ = (
+        Index("ix_outcome_rollups_run", "run_id"),
+        Index("ix_outcome_rollups_ts", "ts"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    run_id: Mapped[int] = mapped_column(Id, ForeignKey("runs.id", ondelete="CASCADE"))
+    ts: Mapped[datetime] = mapped_column(Ts)
+    name: Mapped[str] = mapped_column(Text)
+    method: Mapped[str] = mapped_column(Text)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    success: Mapped[bool] = mapped_column(Boolean)
+    error: Mapped[str | None] = mapped_column(Text)
+    requests: Mapped[int] = mapped_column(BigInteger)
+    last_ts: Mapped[datetime] = mapped_column(Ts)
+
+
+class LatencyRollup(Base):
+    """Requests of one endpoint of a run (name = method = '' for all) per latency bucket: mergeable across runs.
+
+    bucket = floor(ln(max(ms, 0.001)) x 100): buckets 1 % wide. A percentile over several runs pooled takes each
+    of its two order statistics as its bucket's geometric middle, exp((bucket + 0.5) / 100), so within 0.5 %.
+    """
+
+    __tablename__ = "latency_rollups"
+
+    run_id: Mapped[int] = mapped_column(Id, ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    method: Mapped[str] = mapped_column(Text, primary_key=True)
+    bucket: Mapped[int] = mapped_column(Integer, primary_key=True)
+    requests: Mapped[int] = mapped_column(BigInteger)

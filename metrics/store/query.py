@@ -1,7 +1,7 @@
 """Exact per-endpoint statistics of a run, computed over the stored samples.
 
 numpy's default (linear) percentile, the same interpolation as Postgres's `percentile_cont`, over every
-sample: Postgres ships each endpoint's samples packed into one bytea in a single scan; SQLite streams rows.
+sample: Postgres ships each endpoint's samples packed into one bytea in a single scan; SQLite streams them.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, LargeBinary, SmallInteger, and_, case, cast, func, literal, or_, select
+from sqlalchemy import ColumnElement, Float, LargeBinary, SmallInteger, and_, case, cast, func, literal, or_, select
 
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.model import RequestSample, Run
@@ -31,13 +31,7 @@ def endpoint_stats(
     if not ids:
         return []
     where = _where(ids, between)
-    if store.is_postgres:
-        rows = _postgres_stats(store, where)
-    else:
-        rows = _numpy_stats(store, where)
-        codes = _status_counts(store, where)
-        for row in rows:
-            row.status_counts = codes.get((row.name, row.method), {})
+    rows = _postgres_stats(store, where) if store.is_postgres else _sqlite_stats(store, where)
     return sorted(rows, key=lambda r: (r.is_total, r.name, r.method))
 
 
@@ -127,54 +121,49 @@ def _packed_row(
     return row
 
 
-def _numpy_stats(store: Store, where: ColumnElement[bool]) -> list[EndpointStats]:
+def _sqlite_stats(store: Store, where: ColumnElement[bool]) -> list[EndpointStats]:
+    """Sums in SQL; each endpoint's response times and codes streamed into numpy (the same rows as Postgres's)."""
     t = RequestSample.__table__.c
-    query = select(t.name, t.method, t.response_time_ms, t.success, t.response_length, t.request_length, t.ts).where(
-        where
+    sums_query = (
+        select(
+            t.name,
+            t.method,
+            func.sum(case((t.success, 0), else_=1)),
+            func.coalesce(func.sum(t.response_length), 0),
+            func.coalesce(func.sum(t.request_length), 0),
+            _sqlite_epoch(func.min(t.ts)),
+            _sqlite_epoch(func.max(t.ts)),
+        )
+        .where(where)
+        .group_by(t.name, t.method)
     )
-    groups: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    values: dict[tuple[str, str], tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
     with store.engine.connect() as conn:
-        for row in conn.execution_options(yield_per=50_000).execute(query):
-            groups[(row[0], row[1])].append(row[2:])
-    if not groups:
+        sums = {
+            (r[0], r[1]): (int(r[2]), int(r[3]), int(r[4]), float(r[5]), float(r[6])) for r in conn.execute(sums_query)
+        }
+        rows = conn.execution_options(yield_per=100_000).execute(
+            select(t.name, t.method, t.response_time_ms, func.coalesce(t.status_code, 0)).where(where)
+        )
+        for name, method, ms, code in rows:
+            times, codes = values[(name, method)]
+            times.append(ms)
+            codes.append(code)
+    if not sums:
         return []
-    out = [_numpy_row(key, rows) for key, rows in groups.items()]
-    out.append(_numpy_row(TOTAL, [r for rows in groups.values() for r in rows]))
+    groups = []
+    for key, (times, codes) in values.items():
+        packed = np.empty(len(times), dtype=_SAMPLE)
+        packed["ms"], packed["code"] = times, codes
+        groups.append((key, sums[key], packed))
+    out = [_packed_row(key, [(part, a)]) for key, part, a in groups]
+    out.append(_packed_row(TOTAL, [(part, a) for _, part, a in groups]))
     return out
 
 
-def _numpy_row(key: tuple[str, str], rows: list[Any]) -> EndpointStats:
-    rt = np.fromiter((r[0] for r in rows), dtype=float, count=len(rows))
-    p50, p95, p99 = np.percentile(rt, [q * 100 for q in QUANTILES])
-    stamps = [r[4].timestamp() if r[4].tzinfo else r[4].replace(tzinfo=UTC).timestamp() for r in rows]
-    return EndpointStats(
-        key[0],
-        key[1],
-        len(rows),
-        sum(1 for r in rows if not r[1]),
-        float(rt.mean()),
-        float(p50),
-        float(p95),
-        float(p99),
-        float(rt.min()),
-        float(rt.max()),
-        sum(r[2] or 0 for r in rows),
-        sum(r[3] or 0 for r in rows),
-        min(stamps),
-        max(stamps),
-    )
-
-
-def _status_counts(store: Store, where: ColumnElement[bool]) -> dict[tuple[str, str], dict[str, int]]:
-    t = RequestSample.__table__.c
-    query = select(t.name, t.method, t.status_code, func.count()).where(where).group_by(t.name, t.method, t.status_code)
-    out: dict[tuple[str, str], dict[str, int]] = defaultdict(dict)
-    with store.engine.connect() as conn:
-        for name, method, code, n in conn.execute(query):
-            label = "none" if code is None or code == 0 else str(code)
-            for key in ((name, method), TOTAL):
-                out[key][label] = out[key].get(label, 0) + int(n)
-    return out
+def _sqlite_epoch(ts: Any) -> Any:
+    """Epoch seconds of a stored SQLite timestamp ('YYYY-MM-DD HH:MM:SS.ffffff', UTC), to the microsecond."""
+    return cast(func.strftime("%s", ts), Float) + cast(func.substr(ts, 20), Float)
 
 
 # ---------------------------------------------------------------------------------------------- run selection
@@ -217,3 +206,12 @@ def runs_by_id(store: Store, ids: Sequence[int]) -> list[Run]:
         return []
     found = {run.id: run for run in _runs(store, select(Run.__table__).where(Run.__table__.c.id.in_(wanted)))}
     return [found[i] for i in wanted if i in found]
+
+
+def running_runs(store: Store, run_id: int | None = None) -> list[Run]:
+    """Runs still `running` in the store (of one id, when given), oldest first; some may be dead (see `liveness`)."""
+    t = Run.__table__.c
+    query = select(Run.__table__).where(t.status == "running")
+    if run_id is not None:
+        query = query.where(t.id == run_id)
+    return _runs(store, query.order_by(t.id))

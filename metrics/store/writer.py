@@ -26,6 +26,7 @@ from gevent.monkey import get_original
 
 from benchlab.metrics.settings import CollectorSettings, StoreSettings
 from benchlab.metrics.store.database import EventRow, Store, first_line
+from benchlab.metrics.store.liveness import HEARTBEAT_S
 from benchlab.metrics.store.sample import Sample
 from benchlab.metrics.store.spool import Spool
 
@@ -91,6 +92,7 @@ class BatchWriter:
         self._events: list[EventRow] = []
         self._failing = False
         self._next_retry = 0.0
+        self._next_beat = 0.0
 
     def samples(self, batch: list[Sample]) -> None:
         """Write one batch, or spool it."""
@@ -123,11 +125,14 @@ class BatchWriter:
         self._events = []
 
     def tick(self) -> None:
-        """Replay the spool every retry interval while the store works."""
+        """Replay the spool every retry interval, and beat the run's heartbeat, while the store works."""
         now = time.monotonic()
         if now >= self._next_retry and not self._failing:
             self.stats.replayed += replay_spool(self.store, self.spool, run_id=self.run_id)
             self._next_retry = now + self.settings.retry_interval
+        if now >= self._next_beat and not self._failing:
+            self._next_beat = now + HEARTBEAT_S
+            self.store.heartbeat(self.run_id)
 
     def finish(self) -> CollectorStats:
         """Final replay; events the store still refuses go to the spool; count what is left."""
@@ -345,7 +350,10 @@ def serve(config: WriterConfig, stream: BinaryIO, ack: int = 1) -> CollectorStat
             if kind == "stop":
                 break
             WriterProcess._deliver(writer, (kind, payload))
-            os.write(ack, b"\n")  # stored or spooled: the collector may forget it
+            try:
+                os.write(ack, b"\n")  # stored or spooled: the collector may forget it
+            except BrokenPipeError:  # the collector was killed: store the rest it handed over, then finish
+                os.dup2(os.open(os.devnull, os.O_WRONLY), ack)
         writer.tick()
     stats = writer.finish()
     store.close()
@@ -358,7 +366,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s writer %(levelname)s %(name)s: %(message)s")
     stats = serve(WriterConfig(**json.loads(sys.argv[1])), sys.stdin.buffer)
-    print(json.dumps(asdict(stats)), flush=True)
+    try:
+        print(json.dumps(asdict(stats)), flush=True)
+    except BrokenPipeError:  # the collector was killed: nobody reads the counts
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

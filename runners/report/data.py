@@ -6,9 +6,12 @@ Every section but the run metadata is optional: a renderer shows what is there a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from benchlab.runners.analysis.compare import Comparison
 from benchlab.runners.analysis.slo import Check
+
+if TYPE_CHECKING:  # compare brings scipy; the CLI's parser and `run` import this module without it
+    from benchlab.runners.analysis.compare import Comparison
 
 Floats = tuple[float, ...]
 
