@@ -38,9 +38,10 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--master", action="store_true", help="Locust's master only: the load comes from `benchlab worker`s")
     p.add_argument(
         "--expect-workers",
-        type=_number(int, "expected workers", 1),
-        default=env("BENCHLAB_EXPECT_WORKERS", "1"),
-        help="workers to wait for before the load starts (BENCHLAB_EXPECT_WORKERS; default 1)",
+        type=_number(int, "expected workers", 0),
+        default=env("BENCHLAB_EXPECT_WORKERS") or None,
+        help="workers to wait for before the load starts; N > 0 implies --master, 0 a local run"
+        " (BENCHLAB_EXPECT_WORKERS; default 1 with --master)",
     )
     p.add_argument(
         "--master-bind",
@@ -63,14 +64,18 @@ def add_master_flags(p: argparse.ArgumentParser) -> None:
 
 def master_settings(ns: argparse.Namespace) -> MasterSettings | None:
     """The `--master` settings of a run, or None for a local one."""
-    if not getattr(ns, "master", False):
+    expect = getattr(ns, "expect_workers", None)
+    if not getattr(ns, "master", False) and not expect:
         return None
+    if expect == 0:
+        raise BadInput("--master needs at least one worker: --expect-workers N (BENCHLAB_EXPECT_WORKERS) with N >= 1")
+    expect = 1 if expect is None else expect
     if ns.workers:
         raise BadInput("--master waits for remote workers and --workers starts local ones: use one of them")
     if ns.test_type == "complete" or getattr(ns, "repeats", 1) > 1:
         raise BadInput("remote workers serve one run and leave: run one test type at a time with --master")
     return MasterSettings(
-        bind=ns.master_bind, port=ns.master_port, expect_workers=ns.expect_workers, connect_timeout=ns.expect_timeout
+        bind=ns.master_bind, port=ns.master_port, expect_workers=expect, connect_timeout=ns.expect_timeout
     )
 
 

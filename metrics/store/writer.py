@@ -220,8 +220,9 @@ class WriterProcess:
             data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
             try:
                 self._child.send(_HEADER.pack(len(data)) + data)
-                if message[0] != "stop":
-                    self._unacked.append(message)
+                if message[0] == "stop":
+                    return  # what the child prints now is its final counts, which finish() reads
+                self._unacked.append(message)
                 self._confirmed(self._child.acks())
                 return
             except OSError:

@@ -287,3 +287,8 @@ def test_remote_flags_are_checked(locustfile: Path, sqlite_url: str, monkeypatch
     spec = build_run_spec(build_parser().parse_args([*run, "--expect-workers", "3", "--master-bind", "0.0.0.0"]))
     assert (spec.master.bind, spec.master.port, spec.master.expect_workers) == ("0.0.0.0", 5557, 3)
     assert spec.meta.workers == 3, "the run row records the workers it waits for"
+    local = ("run", "-f", str(locustfile), "--host", "http://127.0.0.1:9")
+    assert build_run_spec(build_parser().parse_args([*local, "--expect-workers", "0"])).master is None
+    implied = build_run_spec(build_parser().parse_args([*local, "--expect-workers", "2"])).master
+    assert implied is not None and implied.expect_workers == 2, "N > 0 makes the run a master (compose, Kubernetes)"
+    assert "at least one worker" in _bad_input(*run, "--expect-workers", "0")
