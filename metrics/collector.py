@@ -16,7 +16,7 @@ import gevent
 from gevent.monkey import get_original
 
 from benchlab.metrics.settings import CollectorSettings
-from benchlab.metrics.store.database import EventRow
+from benchlab.metrics.store.bulk import EventRow
 from benchlab.metrics.store.sample import Sample
 from benchlab.metrics.store.writer import CollectorStats, Sink
 

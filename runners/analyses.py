@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from benchlab.runners.errors import BadInput
+from benchlab.runners.prune import require_samples
 
 if TYPE_CHECKING:  # the CLI builds its parser without numpy and scipy; the handlers import them
     import numpy as np
@@ -247,6 +248,7 @@ def analyze_run(store: Store, run_id: int, *, window_s: float = 1.0, limits: Lim
     run = store.get_run(run_id)
     if run is None:
         raise BadInput(f"run {run_id} not found in {store.settings.url}")
+    require_samples(store, [run], "analyze")
     if run.test_type == "stress":
         result, source = load_breaking_point(store, run, window_s=window_s, limits=limits)
         return RunAnalysis(run=run, kind="breaking_point", result=result, source=source)
@@ -338,13 +340,13 @@ def cmd_analyze(ns: argparse.Namespace) -> int:
 
 def after_run(spec: Any, runs: Sequence[tuple[str, int]]) -> None:
     """Print the breaking point of every completed stress run of `benchlab run` (never changes its exit code)."""
+    stress = [run_id for test_type, run_id in runs if test_type == "stress"]
+    if not stress:
+        return  # before the imports: the stress analysis brings scipy, ~1 s of CPU that other runs need not pay
     from benchlab.metrics.store.database import Store
     from benchlab.runners.analysis.stress import Limits
     from benchlab.runners.report import analysis as report
 
-    stress = [run_id for test_type, run_id in runs if test_type == "stress"]
-    if not stress:
-        return
     shape = spec.shape
     limits = Limits(p95_ms=shape.slo_p95_ms, error_rate=shape.slo_error_rate, cores=os.cpu_count() or 1)
     store = Store(settings=spec.store).open()

@@ -16,6 +16,7 @@ from benchlab.metrics.store.model import Run
 from benchlab.metrics.store.query import endpoint_stats, latest_runs, runs_by_id, versions
 from benchlab.metrics.store.verdict import latest_noise_floors, save_comparison
 from benchlab.metrics.store.window import ValueRow, queue_rows, resource_rows, window_blocks
+from benchlab.runners.analysis.compare import compare
 from benchlab.runners.analysis.evidence import Comparison, FloorKey, Key, RunEvidence, Settings, Side
 from benchlab.runners.analysis.series import (
     BUCKETS_PER_E,
@@ -125,8 +126,8 @@ def judge_runs(store: Store, judge: JudgeSettings, selection: Selection) -> Verd
     # Postgres does the heavy lifting: query both sides at once (SQLite's connections stay on one thread).
     with ThreadPoolExecutor(max_workers=len(sides) if store.is_postgres else 1) as pool:
         futures = [pool.submit(evidence, store, runs, window_s, judge.warmup) for runs in sides]
-        from benchlab.runners.analysis.compare import compare  # scipy imports while the store works
-
+        if selection.baseline:  # scipy (~1 s of CPU) imports while the store works, and only when it is needed
+            import scipy.stats  # noqa: F401
         built = [f.result() for f in futures]
     candidate = built[0]
     comparison = None

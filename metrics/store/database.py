@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -14,74 +13,16 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from benchlab.metrics.settings import RunMeta, StoreSettings
+from benchlab.metrics.store.bulk import INSERT_SQL, EventRow, copy_samples, first_line, sqlite_rows
 from benchlab.metrics.store.liveness import is_interrupted, owner_columns
 from benchlab.metrics.store.migration import upgrade
 from benchlab.metrics.store.model import Base, QueueSample, RequestSample, ResourceSample, Run, RunEvent
-from benchlab.metrics.store.sample import COLUMNS, Sample
+from benchlab.metrics.store.sample import Sample
 
 try:
     BENCHLAB_VERSION = version("benchlab")
 except PackageNotFoundError:  # running from a source tree that was never installed
     BENCHLAB_VERSION = "unknown"
-EventRow = tuple[int, float, str, int | None, str | None, dict[str, Any] | None]
-"""(run id, epoch s, kind, user count, message, data) of one run event."""
-# CSV with NULL as an unquoted empty field (COPY's default); strings are always quoted, so "" stays ''.
-_COPY_SQL = "COPY request_samples (run_id, worker, " + ", ".join(COLUMNS) + ") FROM STDIN WITH (FORMAT csv)"
-
-
-_INSERT_SQL = (
-    "INSERT INTO request_samples (run_id, worker, " + ", ".join(COLUMNS) + ") VALUES (" + ", ".join("?" * 11) + ")"
-)
-
-
-class _Stamps:
-    """Epoch seconds as stored text, UTC to the microsecond; each second's date and time is formatted once."""
-
-    def __init__(self, suffix: str) -> None:
-        self._suffix = suffix
-        self._seconds: dict[int, str] = {}
-
-    def __call__(self, ts: float) -> str:
-        sec = int(ts)
-        prefix = self._seconds.get(sec)
-        if prefix is None:
-            prefix = self._seconds[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%d %H:%M:%S.")
-        return f"{prefix}{min(round((ts - sec) * 1e6), 999_999):06d}{self._suffix}"
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace('"', '""').replace("\x00", "") + '"'
-
-
-class _CsvStream(io.TextIOBase):
-    """File-like CSV of samples, formatted chunk by chunk as COPY reads, so the server parses while we format."""
-
-    def __init__(self, run_id: int, worker: str | None, rows: Sequence[Sample], chunk: int = 5000) -> None:
-        self._rows = rows
-        self._pos = 0
-        self._chunk = chunk
-        self._head = f"{run_id},{'' if worker is None else _quote(worker)},"
-        self._stamp = _Stamps(suffix="+00")
-        self._names: dict[tuple[str, str], str] = {}
-
-    def read(self, size: int | None = -1) -> str:
-        """Next chunk of CSV text; empty at the end."""
-        end = min(self._pos + self._chunk, len(self._rows))
-        if self._pos >= end:
-            return ""
-        head, stamp, names = self._head, self._stamp, self._names
-        lines = []
-        for ts, name, method, rt, resp_len, req_len, status, ok, error in self._rows[self._pos : end]:
-            pair = names.get((name, method))
-            if pair is None:
-                pair = names[(name, method)] = f"{_quote(name)},{_quote(method)}"
-            lines.append(
-                f"{head}{stamp(ts)},{pair},{rt!r},{'' if resp_len is None else resp_len},"
-                f"{'' if req_len is None else req_len},{'' if status is None else status},{'t' if ok else 'f'},"
-                f"{'' if error is None else _quote(error)}\n"
-            )
-        self._pos = end
-        return "".join(lines)
 
 
 class BadStoreUrl(ValueError):
@@ -254,19 +195,14 @@ class Store:
 
     def _insert_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
         """SQLite: one prepared INSERT run by the driver's executemany (SQLAlchemy's per-row binding costs 3x)."""
-        stamp = _Stamps(suffix="")
-        values = [
-            (run_id, worker, stamp(ts), name, method, rt, rx, tx, status, ok, error)
-            for ts, name, method, rt, rx, tx, status, ok, error in rows
-        ]
         with self.engine.begin() as conn:
-            conn.exec_driver_sql(_INSERT_SQL, values)
+            conn.exec_driver_sql(INSERT_SQL, sqlite_rows(run_id, worker, rows))
 
     def _copy_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
-            cur.copy_expert(_COPY_SQL, _CsvStream(run_id, worker, rows), size=1 << 16)
+            copy_samples(cur, run_id, worker, rows)
             cur.close()
             raw.commit()
         except BaseException:
@@ -321,9 +257,3 @@ class Store:
         query = select(table).where(table.c.run_id == run_id).order_by(table.c.ts, table.c.id)
         with self.engine.connect() as conn:
             return [dict(r) for r in conn.execute(query).mappings()]
-
-
-def first_line(exc: BaseException) -> str:
-    """The first line of a DB error's message, for one-line reports."""
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -21,10 +21,9 @@ from typing import Any
 
 import psutil
 
+from benchlab.metrics.store.bulk import HEARTBEAT_S
 from benchlab.metrics.store.model import Run
 
-HEARTBEAT_S = 10.0
-"""Seconds between heartbeats of a run's writer."""
 STALE_AFTER_S = max(60.0, 3 * HEARTBEAT_S)
 """A run of another host without a heartbeat for this long is interrupted."""
 WORKERS_GRACE_S = 2 * HEARTBEAT_S

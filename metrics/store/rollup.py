@@ -47,6 +47,8 @@ from benchlab.metrics.store.window import epoch_seconds
 
 WINDOW_S = 10
 """Length of a rollup window in seconds."""
+SLICE_S = 60
+"""Postgres ships the samples of one endpoint in slices this long (a multiple of WINDOW_S)."""
 STAT_QUANTILES = {"p50_ms": 0.5, "p75_ms": 0.75, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99, "p999_ms": 0.999}
 """Percentiles of `endpoint_rollups`."""
 WINDOW_QUANTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99}
@@ -59,6 +61,9 @@ TABLES: tuple[type[Base], ...] = (EndpointRollup, WindowRollup, OutcomeRollup, L
 """Rollup tables with rows per run (besides `run_rollups`)."""
 _PACKED = np.dtype([("ms", ">f8"), ("epoch", ">f8"), ("code", ">i2"), ("ok", "?")])
 """One sample as Postgres packs it: response time, epoch seconds, status code (0 for none), success."""
+_POSTGRES_SETTINGS = {"work_mem": "256MB", "jit": "off", "enable_sort": "off"}
+"""Per transaction, as `window`: Postgres cannot estimate the slices and would sort 10M rows; a hash of the
+slices holds them in memory instead (10M samples: about 270 MB), with no JIT compile."""
 Rows = list[dict[str, Any]]
 
 
@@ -95,8 +100,8 @@ class Part:
 def write_rollup(store: Store, run_id: int) -> int:
     """(Re)write the rollups of a run from its raw samples; the samples rolled up (0: pruned, left as it was).
 
-    Each endpoint's arrays are dropped once its rows are made; only its response times stay, for the exact
-    percentiles of all endpoints together.
+    Samples come a minute of one endpoint at a time (a 10 s window never spans two); each slice's arrays are
+    dropped once its window rows are made, but for the response times: the exact percentiles need them all.
     """
     if pruned(store, [run_id]):
         return 0
@@ -104,20 +109,23 @@ def write_rollup(store: Store, run_id: int) -> int:
     if run is None:
         raise ValueError(f"run {run_id} not found")
     rows: dict[type[Base], Rows] = {model: [] for model in TABLES}
-    parts: list[Part] = []
-    histogram: Counter[int] = Counter()
+    slices: dict[tuple[str, str], list[Part]] = {}
+    histograms: dict[tuple[str, str], Counter[int]] = {}
     for g in _postgres_groups(store, run_id) if store.is_postgres else _sqlite_groups(store, run_id):
-        parts.append(_part(g))
         rows[WindowRollup] += _window_rows(run_id, g)
         rows[OutcomeRollup] += _success_rows(run_id, g)
-        buckets = _histogram(g.ms)
+        slices.setdefault((g.name, g.method), []).append(_part(g))
+        histograms.setdefault((g.name, g.method), Counter()).update(_histogram(g.ms))
+    parts = [_merged(slices.pop(key), *key) for key in sorted(slices)]
+    histogram: Counter[int] = Counter()
+    for (name, method), buckets in histograms.items():
         histogram.update(buckets)
-        rows[LatencyRollup] += _latency_rows(run_id, g.name, g.method, buckets)
+        rows[LatencyRollup] += _latency_rows(run_id, name, method, buckets)
     rows[OutcomeRollup] += _failure_rows(store, run_id)
     seconds = _seconds(run, parts)
     rows[EndpointRollup] = [_endpoint_row(run_id, p, seconds) for p in parts]
     if parts:
-        rows[EndpointRollup].append(_endpoint_row(run_id, _merged(parts), seconds))
+        rows[EndpointRollup].append(_endpoint_row(run_id, _merged(parts, "", ""), seconds))
         rows[LatencyRollup] += _latency_rows(run_id, "", "", histogram)
     samples = sum(p.ms.size for p in parts)
     with store.engine.begin() as conn:
@@ -182,7 +190,7 @@ def _utc(epoch: float) -> datetime:
 
 
 def _postgres_groups(store: Store, run_id: int) -> Iterator[Group]:
-    """One scan: each endpoint's samples packed into one bytea, streamed a group at a time; byte sums in SQL."""
+    """One scan: each minute of each endpoint packed into one bytea (tens of MB at most), streamed; sums in SQL."""
     t = RequestSample.__table__.c
     cat = "||"
     record = (
@@ -191,6 +199,7 @@ def _postgres_groups(store: Store, run_id: int) -> Iterator[Group]:
         .op(cat, return_type=LargeBinary)(func.int2send(cast(func.coalesce(t.status_code, 0), SmallInteger)))
         .op(cat, return_type=LargeBinary)(func.boolsend(t.success))
     )
+    minute = func.floor(func.date_part("epoch", t.ts) / literal(float(SLICE_S), Float))
     query = (
         select(
             t.name,
@@ -200,10 +209,12 @@ def _postgres_groups(store: Store, run_id: int) -> Iterator[Group]:
             func.string_agg(record, literal(b"", LargeBinary), type_=LargeBinary),
         )
         .where(t.run_id == run_id)
-        .group_by(t.name, t.method)
+        .group_by(t.name, t.method, minute)
     )
     with store.engine.connect() as conn:
-        for name, method, rx, tx, blob in conn.execution_options(stream_results=True, yield_per=1).execute(query):
+        for key, value in _POSTGRES_SETTINGS.items():
+            conn.exec_driver_sql(f"SET LOCAL {key} = '{value}'")
+        for name, method, rx, tx, blob in conn.execution_options(stream_results=True, yield_per=16).execute(query):
             packed = np.frombuffer(blob, dtype=_PACKED)
             del blob
             yield Group(
@@ -263,15 +274,15 @@ def _part(g: Group) -> Part:
     )
 
 
-def _merged(parts: Sequence[Part]) -> Part:
-    """All endpoints together (name = method = '')."""
+def _merged(parts: Sequence[Part], name: str, method: str) -> Part:
+    """Parts together: time slices of one endpoint, or all endpoints (name = method = '')."""
     codes: Counter[str] = Counter()
     for p in parts:
         codes.update(p.codes)
     return Part(
-        "",
-        "",
-        np.concatenate([p.ms for p in parts]),
+        name,
+        method,
+        np.concatenate([p.ms for p in parts]) if len(parts) > 1 else parts[0].ms,
         sum(p.failures for p in parts),
         codes,
         sum(p.response_bytes for p in parts),

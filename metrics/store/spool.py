@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchlab.metrics.store.database import EventRow
+from benchlab.metrics.store.bulk import EventRow
 from benchlab.metrics.store.sample import Sample
 
 _CLAIM = ".claimed-"

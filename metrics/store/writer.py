@@ -17,26 +17,30 @@ import struct
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Protocol
-
-from gevent.monkey import get_original
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from benchlab.metrics.settings import CollectorSettings, StoreSettings
-from benchlab.metrics.store.database import EventRow, Store, first_line
-from benchlab.metrics.store.liveness import HEARTBEAT_S
+from benchlab.metrics.store.bulk import HEARTBEAT_S, Bulk, EventRow, first_line
 from benchlab.metrics.store.sample import Sample
 from benchlab.metrics.store.spool import Spool
 
+if TYPE_CHECKING:
+    pass
+
 log = logging.getLogger(__name__)
 _HEADER = struct.Struct("!I")
-# The pipe is used from the collector's native flush thread, where gevent's cooperative subprocess, file objects,
-# close and waitpid would wait on the main thread's hub: so raw fds and the unpatched posix_spawn/close/waitpid.
-_waitpid: Callable[[int, int], tuple[int, int]] = get_original("os", "waitpid")
-_posix_spawn: Callable[..., int] = get_original("os", "posix_spawn")
-_close: Callable[[int], None] = get_original("os", "close")
+
+
+def _unpatched(name: str) -> Callable[..., Any]:
+    """The pipe is used from the collector's native flush thread, where gevent's cooperative subprocess, close and
+    waitpid would wait on the main thread's hub: so raw fds and the unpatched os functions. (Imported on use: the
+    writer child itself never loads gevent.)"""
+    from gevent.monkey import get_original
+
+    return get_original("os", name)
 
 
 @dataclass
@@ -71,11 +75,24 @@ class Sink(Protocol):
         """Write or spool everything left; return the counts."""
 
 
+class Target(Protocol):
+    """What a BatchWriter writes to: `Store` (SQLAlchemy), or `Bulk` (bare DB-API, in the writer child)."""
+
+    def write_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
+        """Store a batch of samples in one transaction."""
+
+    def add_events(self, rows: Sequence[EventRow]) -> None:
+        """Store run events."""
+
+    def heartbeat(self, run_id: int) -> bool:
+        """Mark a running run alive; best effort."""
+
+
 class BatchWriter:
     """Writes batches to the store; what fails goes to the spool and is replayed when the store is back."""
 
     def __init__(
-        self, *, store: Store, spool: Spool, run_id: int, worker: str | None, settings: CollectorSettings | None = None
+        self, *, store: Target, spool: Spool, run_id: int, worker: str | None, settings: CollectorSettings | None = None
     ) -> None:
         self.store = store
         """Where samples go."""
@@ -146,7 +163,7 @@ class BatchWriter:
         return self.stats
 
 
-def replay_spool(store: Store, spool: Spool, run_id: int | None = None) -> int:
+def replay_spool(store: Target, spool: Spool, run_id: int | None = None) -> int:
     """Replay spooled batches (of one run, or all); each file is claimed first so processes never double-write."""
     replayed = 0
     for path in spool.pending(run_id):
@@ -243,6 +260,8 @@ class WriterProcess:
             self._deliver(self._fallback, self._unacked.popleft())
 
     def _local(self) -> BatchWriter:
+        from benchlab.metrics.store.database import Store
+
         store = Store(settings=StoreSettings(url=self._config.db_url, spool_dir=Path(self._config.spool_dir)))
         return BatchWriter(
             store=store,
@@ -268,9 +287,11 @@ class _Child:
         child_in, self._to_child = os.pipe()
         self._from_child, child_out = os.pipe()
         actions = [(os.POSIX_SPAWN_DUP2, child_in, 0), (os.POSIX_SPAWN_DUP2, child_out, 1)]
-        self.pid = _posix_spawn(argv[0], argv, dict(os.environ), file_actions=actions)
-        _close(child_in)
-        _close(child_out)
+        self._close: Callable[[int], None] = _unpatched("close")
+        self._waitpid: Callable[[int, int], tuple[int, int]] = _unpatched("waitpid")
+        self.pid = _unpatched("posix_spawn")(argv[0], argv, dict(os.environ), file_actions=actions)
+        self._close(child_in)
+        self._close(child_out)
         os.set_blocking(self._from_child, False)
         self.returncode: int | None = None
 
@@ -299,7 +320,7 @@ class _Child:
     def finish(self) -> str:
         """Close its input, read its output to the end, reap it; returns what it printed."""
         if self._to_child >= 0:
-            _close(self._to_child)
+            self._close(self._to_child)
             self._to_child = -1
         chunks = []
         if self._from_child >= 0:
@@ -307,11 +328,11 @@ class _Child:
         while self._from_child >= 0 and (chunk := os.read(self._from_child, 65536)):
             chunks.append(chunk)
         if self._from_child >= 0:
-            _close(self._from_child)
+            self._close(self._from_child)
             self._from_child = -1
         if self.returncode is None:
             try:
-                self.returncode = os.waitstatus_to_exitcode(_waitpid(self.pid, 0)[1])
+                self.returncode = os.waitstatus_to_exitcode(self._waitpid(self.pid, 0)[1])
             except ChildProcessError:  # reaped by someone else's SIGCHLD handling
                 self.returncode = -1
         return b"".join(chunks).decode(errors="replace")
@@ -330,7 +351,7 @@ def _read_exact(fd: int, size: int) -> bytes | None:
 
 def serve(config: WriterConfig, stream: BinaryIO, ack: int = 1) -> CollectorStats:
     """The child's loop: read messages until `stop` or end of input, replaying the spool between them."""
-    store = Store(settings=StoreSettings(url=config.db_url, spool_dir=Path(config.spool_dir)))
+    store = Bulk(config.db_url)
     writer = BatchWriter(
         store=store,
         spool=Spool(directory=Path(config.spool_dir)),

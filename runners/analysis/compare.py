@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.stats import false_discovery_control, norm
 
 from benchlab.runners.analysis import bootstrap
 from benchlab.runners.analysis.estimate import (
@@ -218,6 +217,8 @@ def _judge(
     tested = [i for i, c in enumerate(changes) if c.enough]
     q = np.full(len(drafts), np.nan)
     if tested:
+        from scipy.stats import false_discovery_control  # on use: importing this module's types stays cheap
+
         q[tested] = false_discovery_control([changes[i].p for i in tested], method="bh")
     out = []
     for d, c, q_value in zip(drafts, changes, q, strict=True):
@@ -292,6 +293,8 @@ def _p_value(delta: np.ndarray) -> float:
     A count of replicates beyond zero cannot go below 1/B, which the false-discovery adjustment over dozens
     of metrics would turn into "never significant"; the standard error gives a continuous p-value.
     """
+    from scipy.stats import norm
+
     se = float(np.std(delta, ddof=1))
     if se == 0:
         return 1.0 if float(np.mean(delta)) == 0 else 0.0

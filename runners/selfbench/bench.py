@@ -17,15 +17,15 @@ from types import FrameType
 from typing import NoReturn
 
 from benchlab.metrics.store.database import BadStoreUrl, first_line, parse_url
-from benchlab.runners.selfbench import bigreport, gate
+from benchlab.runners.selfbench import bigreport, gate, overhead, panels
 from benchlab.runners.selfbench.database import copy_rates, synthetic_samples, temp_database
-from benchlab.runners.selfbench.loads import LOCUSTFILE, Load, bare_locust, benchlab_run, exported_times
+from benchlab.runners.selfbench.loads import LOCUSTFILE, Load, benchlab_run, exported_times
 from benchlab.runners.selfbench.nginx import Nginx
 from benchlab.runners.selfbench.report import Figure, MeasureError, json_line, relative_errors, table_line
 
-FIGURES = ("P1", "P2", "P3", "P4", "P5", "P7", "P8")
+FIGURES = ("P1", "P2", "P3", "P4", "P5", "P6", "P7", "P8")
 """Every figure --only accepts."""
-_ORDER = ("P1", "P3", "P7", "P2", "P8", "P4", "P5")
+_ORDER = ("P1", "P3", "P7", "P2", "P8", "P4", "P6", "P5")
 """Measuring order: the load runs first (P3 reuses P1's runs), then the store (COPY, compare, report), the sidecar."""
 
 
@@ -36,17 +36,15 @@ class Plan:
     seconds: int
     """Length of each load run."""
     rounds: int
-    """How often each pair of runs alternates; the best run of each kind counts."""
+    """Interleaved rounds of the load runs (each layout once per round); figures are medians of per-round ratios."""
     samples: int
     """Synthetic samples written per P2 measurement."""
     sidecar_seconds: float
     """Length of the P5 sidecar measurement."""
     batch: int = 50_000
     """P2 batch size: one collector flush at ~5k rps x 0.5 s, capped at the collector's 50k."""
-    users: int = 20
-    """Users of the P1 runs."""
-    users_workers: int = 40
-    """Users of the P7 runs: enough to make one process CPU-bound."""
+    users: int = 50
+    """Users of the P1/P7 runs: FastHttpUser with no wait, enough to make one process CPU-bound."""
     compare_samples: int = 1_000_000
     """Samples of each of the two P8 runs."""
     compare_seconds: float = 300.0
@@ -61,9 +59,15 @@ class Plan:
     """Time each P4 run's samples spread over."""
     report_reps: int = 3
     """Measured `benchlab report` (and `compare` alone) invocations of P4; the median counts."""
+    panel_samples: int = 10_000_000
+    """Samples of the P6 candidate run (10M in 40 min: ~4.2k rps)."""
+    panel_baseline: int = 1_000_000
+    """Samples of the P6 baseline run (in 10 min)."""
+    panel_reps: int = 3
+    """Executions of each dashboard query in P6; the median counts."""
 
 
-FULL = Plan(seconds=15, rounds=2, samples=300_000, sidecar_seconds=20.0)
+FULL = Plan(seconds=15, rounds=5, samples=300_000, sidecar_seconds=20.0)
 QUICK = Plan(
     seconds=5,
     rounds=1,
@@ -74,6 +78,8 @@ QUICK = Plan(
     report_samples=1_000_000,
     report_baseline=100_000,
     report_seconds=30.0,
+    panel_samples=1_000_000,
+    panel_baseline=100_000,
 )
 
 
@@ -124,44 +130,26 @@ def _say(message: str) -> None:
     print(f"selfbench: {message}", file=sys.stderr, flush=True)
 
 
-def _best(runs: Sequence[Load]) -> Load:
-    return max(runs, key=lambda r: r.rps)
-
-
-def _round_ratios(tops: Sequence[Load], bottoms: Sequence[Load]) -> list[float]:
-    """Ratio of each round's pair of runs, to show how much the best-of figure rests on one lucky run."""
-    return [round(t.rps / b.rps, 3) for t, b in zip(tops, bottoms, strict=True)]
-
-
 def measure_p1(bench: Bench) -> list[Figure]:
-    """benchlab's rps with collectors over bare Locust's, same file, target and users; best of each."""
-    plan, bare, lab = bench.plan, [], []
-    for i in range(plan.rounds):
-        _say(f"P1 round {i + 1}/{plan.rounds}: bare locust, {plan.users} users, {plan.seconds} s")
-        bare.append(bare_locust(bench.locustfile, bench.host(), plan.users, plan.seconds, cwd=bench.tmp))
-        _say(f"P1 round {i + 1}/{plan.rounds}: benchlab run (Postgres store), {plan.users} users, {plan.seconds} s")
-        lab.append(bench.benchlab(plan.users, workers=0))
-    bench.p1_runs = lab
-    wall_bare = max(r.requests / r.wall_s for r in bare)
-    wall_lab = max(r.requests / r.wall_s for r in lab)
-    details = {
-        "users": plan.users,
-        "seconds": plan.seconds,
-        "bare": [r.brief() for r in bare],
-        "benchlab": [r.brief() for r in lab],
-        "wall_ratio": wall_lab / wall_bare,
-        "round_ratios": _round_ratios(lab, bare),
-    }
-    value = _best(lab).rps / _best(bare).rps
-    return [
-        Figure(key="P1", label="rps with collectors / bare locust", value=value, op=">=", goal=0.97, details=details)
-    ]
+    """P1, P1' and P7 from one set of interleaved rounds (see `overhead`); P3 reuses the Postgres runs."""
+    plan = bench.plan
+    setup = overhead.Setup(
+        locustfile=bench.locustfile,
+        host=bench.host(),
+        users=plan.users,
+        seconds=plan.seconds,
+        postgres=bench.db(),
+        tmp=bench.tmp,
+    )
+    rounds = overhead.run_rounds(setup, plan.rounds, _say)
+    bench.p1_runs = [r["postgres/1"] for r in rounds]
+    return overhead.figures(rounds, users=plan.users, seconds=plan.seconds)
 
 
 def measure_p3(bench: Bench) -> list[Figure]:
     """Largest relative error of benchlab's p50/p95/p99 against numpy.percentile over the exported samples."""
     if bench.p1_runs:
-        run = _best(bench.p1_runs)
+        run = bench.p1_runs[len(bench.p1_runs) // 2]  # accuracy, not speed: any run will do
     else:
         _say(f"P3: benchlab run, {bench.plan.users} users, {bench.plan.seconds} s")
         run = bench.benchlab(bench.plan.users, workers=0)
@@ -186,27 +174,6 @@ def measure_p3(bench: Bench) -> list[Figure]:
             details=details,
         )
     ]
-
-
-def measure_p7(bench: Bench) -> list[Figure]:
-    """rps of a master with 2 worker processes over one process, same file, target and users; best of each."""
-    plan, one, two = bench.plan, [], []
-    users = plan.users_workers
-    for i in range(plan.rounds):
-        _say(f"P7 round {i + 1}/{plan.rounds}: benchlab run --workers 0, {users} users, {plan.seconds} s")
-        one.append(bench.benchlab(users, workers=0))
-        _say(f"P7 round {i + 1}/{plan.rounds}: benchlab run --workers 2, {users} users, {plan.seconds} s")
-        two.append(bench.benchlab(users, workers=2))
-    details = {
-        "users": users,
-        "seconds": plan.seconds,
-        "cores": os.cpu_count(),
-        "workers_0": [r.brief() for r in one],
-        "workers_2": [r.brief() for r in two],
-        "round_ratios": _round_ratios(two, one),
-    }
-    value = _best(two).rps / _best(one).rps
-    return [Figure(key="P7", label="rps --workers 2 / --workers 0", value=value, op=">=", goal=1.7, details=details)]
 
 
 def measure_p2(bench: Bench) -> list[Figure]:
@@ -275,13 +242,27 @@ def measure_p5(bench: Bench) -> list[Figure]:
     ]
 
 
+def measure_p6(bench: Bench) -> list[Figure]:
+    """Every Grafana SQL query at its dashboard's defaults on a store holding a run of 10M samples: median ms."""
+    plan = bench.plan
+    return panels.measure(
+        bench.db(),
+        samples=plan.panel_samples,
+        baseline=plan.panel_baseline,
+        reps=plan.panel_reps,
+        tmp=bench.tmp,
+        say=_say,
+    )
+
+
 MEASURES: dict[str, Callable[[Bench], list[Figure]]] = {
     "P1": measure_p1,
     "P2": measure_p2,
     "P3": measure_p3,
     "P4": measure_p4,
     "P5": measure_p5,
-    "P7": measure_p7,
+    "P6": measure_p6,
+    "P7": measure_p1,  # the same rounds: P7 is benchlab's scaling over Locust's, from P1's runs
     "P8": measure_p8,
 }
 
@@ -322,7 +303,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
     parser.add_argument(
-        "--rounds", type=_rounds, default=None, help="alternations per comparison, best counts (default 2; quick 1)"
+        "--rounds",
+        type=_rounds,
+        default=None,
+        help="interleaved rounds of the load runs; figures are medians (default 5; quick 1)",
     )
     parser.add_argument("--only", type=_figures, default=FIGURES, help="figures to measure, e.g. P1,P3")
     parser.add_argument(
@@ -342,7 +326,11 @@ def measure(bench: Bench, keys: Sequence[str]) -> tuple[list[Figure], dict[str, 
     """Measure `keys` in the fixed order; a figure that fails is reported with its reason, the others still run."""
     figures: list[Figure] = []
     missing: dict[str, str] = {}
+    done: set[Callable[[Bench], list[Figure]]] = set()
     for key in (k for k in _ORDER if k in keys):
+        if MEASURES[key] in done:
+            continue
+        done.add(MEASURES[key])
         try:
             figures += MEASURES[key](bench)
         except MeasureError as exc:

@@ -34,6 +34,10 @@ _PER_SECOND_SQL = text(
     "SELECT floor(extract(epoch FROM ts) + response_time_ms / 1000.0)::bigint AS second, count(*)"
     " FROM request_samples WHERE run_id = :run_id GROUP BY 1"
 )
+_PER_SECOND_SQLITE = text(
+    "SELECT CAST((julianday(ts) - 2440587.5) * 86400.0 + response_time_ms / 1000.0 AS INTEGER) AS second, count(*)"
+    " FROM request_samples WHERE run_id = :run_id GROUP BY 1"
+)
 
 
 @contextmanager
@@ -131,6 +135,7 @@ def per_second(url: str, run_id: int) -> dict[int, int]:
     engine = make_engine(url)
     try:
         with engine.connect() as conn:
-            return {int(s): int(n) for s, n in conn.execute(_PER_SECOND_SQL, {"run_id": run_id})}
+            sql = _PER_SECOND_SQLITE if engine.dialect.name == "sqlite" else _PER_SECOND_SQL
+            return {int(s): int(n) for s, n in conn.execute(sql, {"run_id": run_id})}
     finally:
         engine.dispose()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import resource
 import subprocess
 import sys
 from collections import Counter
@@ -43,6 +45,15 @@ class Load:
     """Requests completed in each epoch second."""
     summary: dict[str, Any] = field(default_factory=dict)
     """benchlab's --json object (empty for bare runs)."""
+    cpu_s: float = 0.0
+    """User + system CPU seconds of the whole process tree (the run, its workers and writer children)."""
+
+    @property
+    def cpu_per_request(self) -> float:
+        """CPU seconds per request Locust counted."""
+        if not self.requests:
+            raise MeasureError(f"the {self.kind} run counted no requests")
+        return self.cpu_s / self.requests
 
     @property
     def rps(self) -> float:
@@ -57,13 +68,29 @@ class Load:
             "requests": self.requests,
             "wall_s": round(self.wall_s, 3),
             "wall_rps": round(self.requests / self.wall_s, 1) if self.wall_s else 0.0,
+            "cpu_us_per_request": round(1e6 * self.cpu_s / self.requests, 1) if self.requests else None,
             **extra,
         }
 
 
-def run_child(argv: list[str], *, cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
-    """Run a command to completion; it is terminated if this process is interrupted or it overruns `timeout`."""
-    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Child(subprocess.CompletedProcess[str]):
+    """A finished command and the CPU its whole tree used (every descendant it waited for)."""
+
+    cpu_s: float = 0.0
+
+
+def run_child(argv: list[str], *, cwd: Path, timeout: float, env: dict[str, str] | None = None) -> Child:
+    """Run a command to completion; it is terminated if this process is interrupted or it overruns `timeout`.
+
+    CPU is the growth of RUSAGE_CHILDREN across the call, so commands must run one at a time.
+    """
+    before = _children_cpu()
+    proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -76,7 +103,9 @@ def run_child(argv: list[str], *, cwd: Path, timeout: float) -> subprocess.Compl
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.communicate()
-    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+    done = Child(argv, proc.returncode, out, err)
+    done.cpu_s = _children_cpu() - before
+    return done
 
 
 def _tail(text: str) -> str:
@@ -84,13 +113,22 @@ def _tail(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
+def _last_array(text: str) -> list[Any]:
+    """The last JSON array printed (with `--processes`, each forked worker prints its own, empty, before the master)."""
+    decoder, arrays, pos = json.JSONDecoder(), [], text.find("[")
+    while pos >= 0:
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as exc:
+            raise MeasureError(f"locust --json output is not JSON: {exc}") from None
+        arrays.append(value)
+        pos = text.find("[", end)
+    return arrays[-1] if arrays else []
+
+
 def parse_locust_json(text: str) -> tuple[int, float, dict[int, int]]:
     """(requests, seconds from start to last request, requests per second) from `locust --json` output."""
-    start = text.find("[")
-    try:
-        entries = json.loads(text[start:]) if start >= 0 else None
-    except json.JSONDecodeError as exc:
-        raise MeasureError(f"locust --json output is not JSON: {exc}") from None
+    entries = _last_array(text)
     if not entries:
         raise MeasureError("locust --json reported no requests")
     counts: Counter[int] = Counter()
@@ -102,8 +140,8 @@ def parse_locust_json(text: str) -> tuple[int, float, dict[int, int]]:
     return requests, wall, dict(counts)
 
 
-def bare_locust(locustfile: Path, host: str, users: int, seconds: int, *, cwd: Path) -> Load:
-    """`locust --headless --only-summary --json`, Locust's own numbers."""
+def bare_locust(locustfile: Path, host: str, users: int, seconds: int, *, cwd: Path, processes: int = 1) -> Load:
+    """`locust --headless --only-summary --json` (with `--processes N` when N > 1), Locust's own numbers."""
     argv = [
         sys.executable,
         "-m",
@@ -123,16 +161,22 @@ def bare_locust(locustfile: Path, host: str, users: int, seconds: int, *, cwd: P
         "--json",
         "--loglevel",
         "WARNING",
+        *(["--processes", str(processes)] if processes > 1 else []),
     ]
     done = run_child(argv, cwd=cwd, timeout=seconds + 120)
     if done.returncode != 0:
         raise MeasureError(f"bare locust exited {done.returncode}: {_tail(done.stderr)}")
     requests, wall, counts = parse_locust_json(done.stdout)
-    return Load(kind="bare", requests=requests, wall_s=wall, per_second=counts)
+    return Load(kind="bare", requests=requests, wall_s=wall, per_second=counts, cpu_s=done.cpu_s)
 
 
-def benchlab_run(locustfile: Path, host: str, users: int, seconds: int, *, workers: int, db: str, cwd: Path) -> Load:
-    """`benchlab run --json -q` with its collectors into `db`; per-second counts come from the stored samples."""
+def benchlab_run(
+    locustfile: Path, host: str, users: int, seconds: int, *, workers: int, db: str, cwd: Path, pythonpath: str = ""
+) -> Load:
+    """`benchlab run --json -q --no-report` into `db`; per-second counts come from the stored samples.
+
+    `pythonpath` runs another tree of benchlab (an earlier commit, laid out as installed) for before/after pairs.
+    """
     argv = [
         sys.executable,
         "-m",
@@ -162,8 +206,10 @@ def benchlab_run(locustfile: Path, host: str, users: int, seconds: int, *, worke
         "selfbench",
         "--json",
         "-q",
+        "--no-report",
     ]
-    done = run_child(argv, cwd=cwd, timeout=seconds + 300)
+    env = {**os.environ, "PYTHONPATH": pythonpath} if pythonpath else None
+    done = run_child(argv, cwd=cwd, timeout=seconds + 300, env=env)
     lines = done.stdout.strip().splitlines()
     if done.returncode != 0 or not lines:
         raise MeasureError(f"benchlab run exited {done.returncode}: {_tail(done.stderr)}")
@@ -178,6 +224,7 @@ def benchlab_run(locustfile: Path, host: str, users: int, seconds: int, *, worke
         wall_s=float(summary["duration_s"]),
         per_second=counts,
         summary=summary,
+        cpu_s=done.cpu_s,
     )
 
 

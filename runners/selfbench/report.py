@@ -32,7 +32,7 @@ class Figure:
     goal: float
     """The target."""
     unit: str = "ratio"
-    """ratio | rate | percent | seconds | MB: how value and goal are printed."""
+    """ratio | rate | percent | seconds | ms | MB: how value and goal are printed."""
     details: dict[str, Any] = field(default_factory=dict)
     """Raw measurements behind the figure, for the JSON line."""
 
@@ -61,6 +61,8 @@ def show(value: float, unit: str) -> str:
         return f"{value:.2f} s"
     if unit == "MB":
         return f"{value:,.0f} MB"
+    if unit == "ms":
+        return f"{value:,.1f} ms"
     return f"{value:.3f}"
 
 
@@ -80,6 +82,8 @@ def show_goal(fig: Figure) -> str:
         return f"{fig.goal:g} s"
     if fig.unit == "MB":
         return f"{fig.goal:,.0f} MB"
+    if fig.unit == "ms":
+        return f"{fig.goal:,.0f} ms"
     return f"{fig.goal:g}"
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchlab.runners.selfbench import bigreport
+from benchlab.runners.selfbench import bigreport, overhead
 from benchlab.runners.selfbench.bench import FIGURES, FULL, QUICK, parse_args
 from benchlab.runners.selfbench.database import ENDPOINTS, synthetic_samples
 from benchlab.runners.selfbench.gate import (
@@ -167,10 +167,72 @@ def test_locust_json_totals_wall_time_and_seconds() -> None:
 
 def test_load_rps_and_brief() -> None:
     run = Load(
-        kind="benchlab", requests=3000, wall_s=3.0, per_second={1: 10, 2: 1000, 3: 1000, 4: 5}, summary={"run_id": 9}
+        kind="benchlab",
+        requests=3000,
+        wall_s=3.0,
+        per_second={1: 10, 2: 1000, 3: 1000, 4: 5},
+        summary={"run_id": 9},
+        cpu_s=0.45,
     )
     assert run.rps == pytest.approx(1000.0)
-    assert run.brief() == {"rps": 1000.0, "requests": 3000, "wall_s": 3.0, "wall_rps": 1000.0, "run_id": 9}
+    assert run.cpu_per_request == pytest.approx(150e-6)
+    assert run.brief() == {
+        "rps": 1000.0,
+        "requests": 3000,
+        "wall_s": 3.0,
+        "wall_rps": 1000.0,
+        "cpu_us_per_request": 150.0,
+        "run_id": 9,
+    }
+    with pytest.raises(MeasureError, match="counted no requests"):
+        _ = Load(kind="bare", requests=0, wall_s=1.0, per_second={}).cpu_per_request
+
+
+def test_forked_workers_print_their_own_empty_json_first() -> None:
+    entry = {"num_reqs_per_sec": {"7": 3}, "num_requests": 3, "last_request_timestamp": 9.0, "start_time": 7.0}
+    text = "[]\n[]\n" + json.dumps([entry])
+    assert parse_locust_json(text) == (3, 2.0, {7: 3})
+
+
+def _round(bare: tuple[float, float], lab: dict[str, tuple[float, float]]) -> dict[str, Load]:
+    """One overhead round: (cpu µs per request, rps) per layout key, as Loads of 1000 requests over 3 whole seconds."""
+
+    def load(kind: str, cpu_us: float, rps: float) -> Load:
+        per_second = {0: 1, 1: int(rps), 2: int(rps), 3: int(rps), 4: 1}
+        return Load(kind=kind, requests=1000, wall_s=3.0, per_second=per_second, cpu_s=cpu_us * 1e-3)
+
+    out = {"bare/1": load("bare", *bare), "bare/2": load("bare", bare[0], bare[1] * 1.6)}
+    out.update({key: load("benchlab", *value) for key, value in lab.items()})
+    return out
+
+
+def test_overhead_figures_are_medians_of_per_round_ratios() -> None:
+    rounds = [
+        _round(
+            (100, 1000),
+            {"sqlite/1": (110, 950), "postgres/1": (104, 990), "sqlite/2": (120, 1520), "postgres/2": (105, 1600)},
+        ),
+        _round(
+            (100, 1000),
+            {"sqlite/1": (130, 900), "postgres/1": (102, 1000), "sqlite/2": (120, 1520), "postgres/2": (105, 1600)},
+        ),
+        _round(
+            (200, 1000),
+            {"sqlite/1": (204, 990), "postgres/1": (206, 980), "sqlite/2": (240, 1440), "postgres/2": (210, 1600)},
+        ),
+    ]
+    figs = {f.key: f for f in overhead.figures(rounds, users=50, seconds=15)}
+    cpu = figs["P1/sqlite/1"]
+    assert cpu.value == pytest.approx(1.10)  # ratios 1.10, 1.30, 1.02: the median, not the best or the mean
+    assert cpu.details["ratios"] == {"median": pytest.approx(1.10), "min": pytest.approx(1.02), "max": 1.3, "rounds": 3}
+    assert not cpu.passed and cpu.op == "<=" and cpu.goal == 1.05
+    assert "[1.020-1.300, n=3]" in cpu.label
+    assert figs["P1/postgres/1"].passed
+    assert figs["P1'/sqlite/1"].value == pytest.approx(0.95)
+    # P7: (benchlab 2 / benchlab 1) / (locust 2 / locust 1) = (1520 / 950) / 1.6 = 1.0 in round 1
+    assert figs["P7/sqlite"].value == pytest.approx(1520 / 950 / 1.6)
+    assert figs["P7/postgres"].value == pytest.approx(1600 / 990 / 1.6)
+    assert {k for k in figs if k.startswith("P1/")} == {"P1/sqlite/1", "P1/postgres/1", "P1/sqlite/2", "P1/postgres/2"}
 
 
 def test_synthetic_samples_look_like_collector_tuples() -> None:
@@ -193,8 +255,9 @@ def test_only_option_parses_and_rejects() -> None:
     assert parse_args(["--only", "p8"]).only == ("P8",)
     assert parse_args([]).only == FIGURES
     assert parse_args(["--only", "p4"]).only == ("P4",)
+    assert parse_args(["--only", "p6"]).only == ("P6",)
     with pytest.raises(SystemExit):
-        parse_args(["--only", "P6"])
+        parse_args(["--only", "P9"])
     with pytest.raises(SystemExit):
         parse_args(["--db-url", "sqlite:///x.db"])
     assert parse_args(["--rounds", "3"]).rounds == 3
@@ -342,3 +405,33 @@ def test_p4_quick_plan_is_smaller_but_as_fast() -> None:
     assert (FULL.report_samples, FULL.report_baseline, FULL.report_reps) == (10_000_000, 1_000_000, 3)
     assert QUICK.report_samples < FULL.report_samples
     assert QUICK.report_samples / QUICK.report_seconds == pytest.approx(FULL.report_samples / FULL.report_seconds)
+
+
+def test_p6_figures_are_per_query_milliseconds_and_the_slowest() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from benchlab.runners.selfbench.grafana import Query
+    from benchlab.runners.selfbench.panels import DASHBOARDS, figures, samples_sql, time_range
+
+    def query(uid: str, title: str, kind: str = "panel") -> Query:
+        return Query(uid, f"panel {title!r} A", kind, "benchlab-postgres", "SELECT 1", "table", title)
+
+    timed = [
+        (query("benchlab-api", "Runs in the time range"), [3.0, 1.0, 2.0], 4),
+        (query("benchlab-versions", "Per endpoint: baseline vs candidate"), [1200.0, 1300.0, 900.0], 5),
+        (query("benchlab-versions", "baseline", "variable"), [0.5, 0.4, 0.6], 2),
+    ]
+    head, *each = figures(timed, build_s=1.0)
+    assert [f.key for f in each] == ["P6/a01", "P6/v01", "P6/v02"]
+    assert [f.value for f in each] == [2.0, 1200.0, 0.5]
+    assert [f.passed for f in each] == [True, False, True]
+    assert (head.key, head.value, head.passed) == ("P6", 1200.0, False)
+    assert head.label.endswith("(2/3 pass)") and head.details["build_s"] == 1.0
+    assert table_line(each[0]).split()[-6:] == ["ms", "goal", "<=", "1,000", "ms", "PASS"]
+    assert show(12.345, "ms") == "12.3 ms"
+    now = datetime(2024, 5, 6, 12, tzinfo=UTC)
+    assert time_range({"time": {"from": "now-30d"}}, now).start == now - timedelta(days=30)
+    with pytest.raises(MeasureError):
+        time_range({"time": {"from": "now-2y"}}, now)
+    assert {p.name for p in DASHBOARDS.glob("*.json")} >= {"api-performance.json", "version-comparison.json"}
+    assert "generate_series(0, %(n)s - 1)" in samples_sql() and "'/login'" in samples_sql()

@@ -1,0 +1,197 @@
+"""The store's write path over the bare DB-API: samples, run events and the heartbeat, without SQLAlchemy.
+
+`Store` (SQLAlchemy) uses the same sample formatting. The writer child process uses `Bulk`, so that it starts
+without importing SQLAlchemy: about half a second of CPU per run, and per worker, that the load machine keeps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import sqlite3
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchlab.metrics.store.sample import COLUMNS, Sample
+
+EventRow = tuple[int, float, str, int | None, str | None, dict[str, Any] | None]
+"""(run id, epoch s, kind, user count, message, data) of one run event."""
+HEARTBEAT_S = 10.0
+"""Seconds between heartbeats of a run's writer (see `liveness`)."""
+# CSV with NULL as an unquoted empty field (COPY's default); strings are always quoted, so "" stays ''.
+COPY_SQL = "COPY request_samples (run_id, worker, " + ", ".join(COLUMNS) + ") FROM STDIN WITH (FORMAT csv)"
+INSERT_SQL = (
+    "INSERT INTO request_samples (run_id, worker, " + ", ".join(COLUMNS) + ") VALUES (" + ", ".join("?" * 11) + ")"
+)
+_EVENT_COLUMNS = "run_id, ts, kind, user_count, message, data"
+_PG_CONNECT = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 5,
+    "keepalives_interval": 2,
+    "keepalives_count": 2,
+}
+"""libpq settings that notice a lost server within seconds (the same as the SQLAlchemy engine's)."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of a DB error's message, for one-line reports."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+class Stamps:
+    """Epoch seconds as stored text, UTC to the microsecond; each second's date and time is formatted once."""
+
+    def __init__(self, suffix: str) -> None:
+        self._suffix = suffix
+        self._seconds: dict[int, str] = {}
+
+    def __call__(self, ts: float) -> str:
+        sec = int(ts)
+        prefix = self._seconds.get(sec)
+        if prefix is None:
+            prefix = self._seconds[sec] = datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%d %H:%M:%S.")
+        return f"{prefix}{min(round((ts - sec) * 1e6), 999_999):06d}{self._suffix}"
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '""').replace("\x00", "") + '"'
+
+
+class CsvStream(io.TextIOBase):
+    """File-like CSV of samples, formatted chunk by chunk as COPY reads, so the server parses while we format."""
+
+    def __init__(self, run_id: int, worker: str | None, rows: Sequence[Sample], chunk: int = 5000) -> None:
+        self._rows = rows
+        self._pos = 0
+        self._chunk = chunk
+        self._head = f"{run_id},{'' if worker is None else _quote(worker)},"
+        self._stamp = Stamps(suffix="+00")
+        self._names: dict[tuple[str, str], str] = {}
+
+    def read(self, size: int | None = -1) -> str:
+        """Next chunk of CSV text; empty at the end."""
+        end = min(self._pos + self._chunk, len(self._rows))
+        if self._pos >= end:
+            return ""
+        head, stamp, names = self._head, self._stamp, self._names
+        lines = []
+        for ts, name, method, rt, resp_len, req_len, status, ok, error in self._rows[self._pos : end]:
+            pair = names.get((name, method))
+            if pair is None:
+                pair = names[(name, method)] = f"{_quote(name)},{_quote(method)}"
+            lines.append(
+                f"{head}{stamp(ts)},{pair},{rt!r},{'' if resp_len is None else resp_len},"
+                f"{'' if req_len is None else req_len},{'' if status is None else status},{'t' if ok else 'f'},"
+                f"{'' if error is None else _quote(error)}\n"
+            )
+        self._pos = end
+        return "".join(lines)
+
+
+def sqlite_rows(run_id: int, worker: str | None, rows: Sequence[Sample]) -> list[tuple[Any, ...]]:
+    """Parameters of INSERT_SQL: timestamps as SQLAlchemy's SQLite DateTime stores them."""
+    stamp = Stamps(suffix="")
+    return [
+        (run_id, worker, stamp(ts), name, method, rt, rx, tx, status, ok, error)
+        for ts, name, method, rt, rx, tx, status, ok, error in rows
+    ]
+
+
+def copy_samples(cursor: Any, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
+    """COPY a batch into Postgres through a psycopg2 cursor (the caller commits)."""
+    cursor.copy_expert(COPY_SQL, CsvStream(run_id, worker, rows), size=1 << 16)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a `sqlite:///path` URL (as SQLAlchemy reads it), or None for another backend."""
+    scheme, _, rest = url.partition("://")
+    if not scheme.startswith("sqlite"):
+        return None
+    return rest[1:].split("?", 1)[0]
+
+
+class Bulk:
+    """A store connection for writes only: one DB-API connection, opened on first use and again after a failure."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        """A URL `metrics.store.database.parse_url` has accepted (SQLite or Postgres through psycopg2)."""
+        self._path = sqlite_path(url)
+        self._conn: Any = None
+
+    def _connect(self) -> Any:
+        if self._conn is None:
+            if self._path is not None:
+                Path(self._path).parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self._path, timeout=30)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA busy_timeout=30000")
+                conn.execute("PRAGMA foreign_keys=ON")
+            else:
+                import psycopg2
+
+                scheme, _, rest = self.url.partition("://")
+                conn = psycopg2.connect(f"{scheme.split('+')[0]}://{rest}", application_name="benchlab", **_PG_CONNECT)
+            self._conn = conn
+        return self._conn
+
+    def _write(self, sql: str, rows: Sequence[tuple[Any, ...]] | None = None, copy: Any = None) -> None:
+        conn = self._connect()
+        try:
+            cur = conn.cursor()
+            if copy is not None:
+                copy(cur)
+            elif rows is not None:
+                cur.executemany(sql, rows)
+            else:
+                cur.execute(sql)
+            cur.close()
+            conn.commit()
+        except BaseException:
+            self.close()  # a broken connection is not reused: the next write connects again
+            raise
+
+    def write_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
+        """Store a batch of request samples in one transaction."""
+        if not rows:
+            return
+        if self._path is not None:
+            self._write(INSERT_SQL, sqlite_rows(run_id, worker, rows))
+        else:
+            self._write("", copy=lambda cur: copy_samples(cur, run_id, worker, rows))
+
+    def add_events(self, rows: Sequence[EventRow]) -> None:
+        """Store run events (their data as JSON, `null` when there is none, as SQLAlchemy's JSON type does)."""
+        if not rows:
+            return
+        if self._path is not None:
+            stamp = Stamps(suffix="")
+            values = [(r, stamp(ts), k, u, m, json.dumps(d)) for r, ts, k, u, m, d in rows]
+            self._write(f"INSERT INTO run_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", values)
+        else:
+            pg = [(r, datetime.fromtimestamp(ts, UTC), k, u, m, json.dumps(d)) for r, ts, k, u, m, d in rows]
+            self._write(f"INSERT INTO run_events ({_EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)", pg)
+
+    def heartbeat(self, run_id: int) -> bool:
+        """Tell readers a `running` run is alive; best effort: False when the store refused."""
+        now = datetime.now(UTC)
+        when = Stamps(suffix="")(now.timestamp()) if self._path is not None else now
+        mark = "?" if self._path is not None else "%s"
+        sql = f"UPDATE runs SET heartbeat_at = {mark} WHERE id = {mark} AND status = 'running'"
+        try:
+            self._write(sql, [(when, run_id)])
+        except Exception:
+            return False
+        return True
+
+    def close(self) -> None:
+        """Close the connection, if one is open."""
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
