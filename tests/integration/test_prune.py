@@ -14,7 +14,7 @@ from sqlalchemy import delete, func, select
 from benchlab.metrics.settings import RunMeta, StoreSettings
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.model import EndpointRollup, RequestSample, ResourceSample, RunRollup, WindowRollup
-from benchlab.metrics.store.rollup import TABLES
+from benchlab.metrics.store.rollup import TABLES, write_rollup
 from benchlab.runners.cli import main
 from benchlab.runners.prune import parse_age
 
@@ -53,6 +53,8 @@ def _run(store: Store, version: str, start: datetime, samples: int = 300, *, fin
     store.write_samples(run_id, None, rows)
     if finish:
         store.finish_run(run_id, status="completed", summary={}, ended_at=start + timedelta(seconds=30))
+        if not store.is_postgres:  # SQLite runs are rolled up on demand (`benchlab rollup`), not as they end
+            write_rollup(store, run_id)
     return run_id
 
 
