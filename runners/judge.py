@@ -28,7 +28,7 @@ from benchlab.runners.analysis.series import (
     trim,
     value_series,
 )
-from benchlab.runners.analysis.slo import Check, Observed, check
+from benchlab.runners.analysis.slo import Check, Observed, check, may_apply
 from benchlab.runners.errors import BadInput
 from benchlab.runners.prune import require_samples
 from benchlab.runners.settings import JudgeSettings
@@ -122,6 +122,11 @@ def _missing(store: Store, version: str, judge: JudgeSettings, **where: str | No
 def judge_runs(store: Store, judge: JudgeSettings, selection: Selection) -> Verdict:
     """Compare the selection (if it has a baseline), check the candidate's SLOs, store the comparison."""
     window_s = judge.window_s
+    first = selection.candidate[0]
+    classes, scenario = list(first.user_classes or []), first.scenario
+    if not selection.baseline and not may_apply(judge.slos, user_classes=classes, scenario=scenario):
+        # Nothing to compare and no criterion for this scenario: no reason to read the samples back.
+        return Verdict(selection=selection, comparison=None, checks=[], comparison_id=None)
     sides = [selection.candidate, selection.baseline] if selection.baseline else [selection.candidate]
     # Postgres does the heavy lifting: query both sides at once (SQLite's connections stay on one thread).
     with ThreadPoolExecutor(max_workers=len(sides) if store.is_postgres else 1) as pool:
@@ -139,10 +144,7 @@ def judge_runs(store: Store, judge: JudgeSettings, selection: Selection) -> Verd
         comparison = compare(baseline, candidate, judge.thresholds, settings)
         if judge.save:
             comparison_id = _save(store, selection, comparison, judge)
-    first = selection.candidate[0]
-    checks = check(
-        judge.slos, observed(candidate, window_s), user_classes=list(first.user_classes or []), scenario=first.scenario
-    )
+    checks = check(judge.slos, observed(candidate, window_s), user_classes=classes, scenario=scenario)
     return Verdict(selection=selection, comparison=comparison, checks=checks, comparison_id=comparison_id)
 
 

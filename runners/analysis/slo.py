@@ -292,6 +292,13 @@ def check(
     return out
 
 
+def may_apply(slos: SLOSet, *, user_classes: Sequence[str] = (), scenario: str = "") -> bool:
+    """False when no operation can apply to a run of this scenario and these user classes, whatever its endpoints."""
+    return any(
+        op.scope == "endpoint" or op.matches(user_classes=user_classes, scenario=scenario) for op in slos.operations
+    )
+
+
 def _value(criterion: Criterion, row: Observed) -> float | None:
     """The observed value a criterion is about; None when unknown (no requests, a missing percentile, NaN)."""
     if criterion.metric == "rps":
