@@ -14,10 +14,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 INTEGRATION = ROOT / "tests" / "integration"
-SLOW_ALONE = ["test_verdict.py", "test_report.py"]
-"""About 5 minutes of real runs on two stores, and the reports."""
-SECOND = ["test_run.py", "test_suite.py", "test_demo.py"]
-"""About 4 minutes together."""
+SLOW_ALONE = ["test_verdict.py", "test_report.py", "test_plainfile.py"]
+"""About 6 minutes of real runs on two stores, the reports, and plain Locust files (with the unit tests)."""
+SECOND = ["test_run.py", "test_suite.py", "test_demo.py", "test_ci.py", "test_remote.py"]
+"""About 6 minutes together: runs, suites, the demo, `benchlab ci` and workers in network namespaces."""
 
 
 def groups() -> list[list[str]]:
