@@ -339,30 +339,7 @@ def _add_other(sub: Any) -> None:
     from benchlab.runners import commands
     from benchlab.runners.reporting import add_report
 
-    p = sub.add_parser("runs", help="list stored runs")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--limit", type=_positive(int, "limit"), default="50")
-    _db(p)
-    p.set_defaults(handler=commands.cmd_runs)
-    p = sub.add_parser("export", help="write a run's raw samples as CSV")
-    p.add_argument("--run", type=_positive(int, "run id"), required=True)
-    p.add_argument("--csv", type=Path, default=None, help="raw samples to this CSV file")
-    p.add_argument(
-        "--baseline-json",
-        type=Path,
-        nargs="?",
-        const=Path(),
-        default=None,
-        metavar="FILE",
-        help="the seed's baseline JSON to FILE ('-': stdout; no FILE: DIR/<test type>/<operation>_<type>_<time>.json)",
-    )
-    p.add_argument("--results-dir", type=Path, default=Path("results"), help="DIR of --baseline-json without FILE")
-    _db(p)
-    p.set_defaults(handler=commands.cmd_export)
-    p = sub.add_parser("replay", help="write spooled samples to the store")
-    p.add_argument("--run", type=_positive(int, "run id"), default=None, help="only this run's spool")
-    _db(p)
-    p.set_defaults(handler=commands.cmd_replay)
+    commands.add_store_commands(sub, _db, _positive)
     add_services(sub, _db, _positive, _env)
     add_compare(sub, _db, _positive)
     add_trend(sub, _db, _positive)

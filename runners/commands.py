@@ -21,6 +21,34 @@ from benchlab.runners.settings import TargetSettings
 EXPORT_COLUMNS = ("run_id", *COLUMNS, "worker")
 
 
+def add_store_commands(sub: Any, db: Any, positive: Any) -> None:
+    """`runs`, `export` and `replay`: the commands that read or write stored runs and the spool directly."""
+    p = sub.add_parser("runs", help="list stored runs")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=positive(int, "limit"), default="50")
+    db(p)
+    p.set_defaults(handler=cmd_runs)
+    p = sub.add_parser("export", help="write a run's raw samples as CSV")
+    p.add_argument("--run", type=positive(int, "run id"), required=True)
+    p.add_argument("--csv", type=Path, default=None, help="raw samples to this CSV file")
+    p.add_argument(
+        "--baseline-json",
+        type=Path,
+        nargs="?",
+        const=Path(),
+        default=None,
+        metavar="FILE",
+        help="the seed's baseline JSON to FILE ('-': stdout; no FILE: DIR/<test type>/<operation>_<type>_<time>.json)",
+    )
+    p.add_argument("--results-dir", type=Path, default=Path("results"), help="DIR of --baseline-json without FILE")
+    db(p)
+    p.set_defaults(handler=cmd_export)
+    p = sub.add_parser("replay", help="write spooled samples to the store")
+    p.add_argument("--run", type=positive(int, "run id"), default=None, help="only this run's spool")
+    db(p)
+    p.set_defaults(handler=cmd_replay)
+
+
 def open_store(ns: argparse.Namespace, *, must_exist: bool = True) -> Store:
     """The store named by --db / BENCHLAB_DB_URL; BadInput for a bad URL or a SQLite file that is not there."""
     from benchlab.runners.cli import store_settings
