@@ -51,20 +51,32 @@ lint-imports: venv typecheck-tree
 	cd $(TYPECHECK)/.. && ../../$(VENV)/bin/lint-imports --config ../../pyproject.toml
 
 # The timing-sensitive tests, 3 times in a row beside two CPU busy loops (a loaded CI runner).
-LOADED_TESTS ?= tests/integration/test_run.py tests/integration/test_replay.py tests/integration/test_demo.py
+LOADED_TESTS ?= tests/integration/test_run.py tests/integration/test_replay.py tests/integration/test_demo.py tests/integration/test_crash.py
 test-loaded: venv apt services typecheck-tree
 	@pids=""; for i in 1 2; do (while :; do :; done) & pids="$$pids $$!"; done; \
 	trap 'kill $$pids' EXIT; \
 	for n in 1 2 3; do echo "loaded pass $$n"; $(PY) -m pytest -q -p no:cacheprovider $(LOADED_TESTS) || exit 1; done
 
 # Mutation testing ([tool.mutmut]); not part of `make test`. mutmut names mutants after file paths and the tests
-# import benchlab.runners.*, so it runs in build/mutate, a copy laid out as installed. MUTANTS="glob" narrows it.
+# import benchlab.runners.*, so it runs in build/mutate, a copy laid out as installed. MUTANT_SET is what corrupts
+# results when wrong: the analysis package, the spool and its replay, the store's write path, input validation.
+# `make mutate MUTANTS="'benchlab.runners.analysis.slo.*'"` narrows it; `mutmut show NAME` in build/mutate
+# prints a survivor's diff. About 40 min on 2 cores.
 MUTATE := build/mutate
+MUTANT_SET := 'benchlab.runners.analysis.*' 'benchlab.metrics.store.spool.*' 'benchlab.metrics.store.bulk.*' \
+  'benchlab.metrics.store.writer.x_replay_spool*' 'benchlab.metrics.store.writer.x*BatchWriter*' \
+  'benchlab.metrics.store.database.x*Store*write_samples*' 'benchlab.metrics.store.database.x*Store*_insert_samples*' \
+  'benchlab.metrics.store.database.x*Store*_copy_samples*' \
+  'benchlab.runners.cli.x__positive*' 'benchlab.runners.cli.x__host*' 'benchlab.runners.cli.x__tag*' \
+  'benchlab.runners.cli.x_build_run_spec*' 'benchlab.runners.verdicts.x_judge_settings*' \
+  'benchlab.runners.verdicts.x__read*' 'benchlab.runners.verdicts.x__flag_env*'
+MUTANTS ?= $(MUTANT_SET)
 mutate: venv services
 	rm -rf $(MUTATE) && mkdir -p $(MUTATE)/benchlab
 	cp benchlab/*.py $(MUTATE)/benchlab/ && cp -r runners $(MUTATE)/benchlab/runners && cp -r metrics $(MUTATE)/benchlab/metrics
 	cp -r tests load_tests pyproject.toml $(MUTATE)/
-	cd $(MUTATE) && ../../$(VENV)/bin/mutmut run --max-children 2 $(MUTANTS) >mutmut.log 2>&1; tail -n 3 mutmut.log; \
+	cd $(MUTATE) && ../../$(VENV)/bin/mutmut run --max-children 2 $(MUTANTS) >mutmut.log 2>&1; \
+	  tr '\r' '\n' <mutmut.log | grep -a -e 'done in' -e 'mutations/second' -e 'Failed' | tail -n 4; \
 	  ../../$(PY) tests/mutation_score.py
 
 selfbench: venv apt services
