@@ -8,7 +8,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, func, insert, select, update
+from sqlalchemy import Engine, create_engine, event, func, insert, select, text, update
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
@@ -23,6 +23,10 @@ try:
     BENCHLAB_VERSION = version("benchlab")
 except PackageNotFoundError:  # running from a source tree that was never installed
     BENCHLAB_VERSION = "unknown"
+
+
+_SCHEMA_LOCK = 0x62656E63686C6162 >> 1
+"""Postgres advisory lock key held while a process creates the store's tables ("benchlab", shifted to fit)."""
 
 
 class BadStoreUrl(ValueError):
@@ -99,7 +103,10 @@ class Store:
     def open(self) -> Store:
         """Create missing tables (and columns); raise StoreUnavailable when the database cannot be reached."""
         try:
-            Base.metadata.create_all(self.engine)
+            with self.engine.begin() as conn:
+                if self.is_postgres:  # concurrent CREATE TABLEs of one name collide in pg_type: one opener at a time
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _SCHEMA_LOCK})
+                Base.metadata.create_all(conn)
             upgrade(self.engine)
         except SQLAlchemyError as exc:
             raise StoreUnavailable(f"metrics store {self.engine.url!r} unreachable: {first_line(exc)}") from None
