@@ -4,6 +4,7 @@ Postgres (COPY) and SQLite (inserts): every value comes back exactly as written.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -261,3 +262,18 @@ def test_a_refused_copy_raises_and_the_next_write_works(pg_url: str) -> None:
     assert store.count_samples(run_id) == 18
     bulk.close()
     store.close()
+
+
+def test_stored_times_do_not_depend_on_the_machine_time_zone(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_id = store.start_run(META)
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        store.write_samples(run_id, None, EDGES[:1])
+        bulk = Bulk(str(store.settings.url))
+        bulk.write_samples(run_id, "b", EDGES[:1])
+        bulk.close()
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert [r[0] for r in _back(store, run_id)] == [T0 * 1_000_000 + 1] * 2
