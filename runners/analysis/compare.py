@@ -222,7 +222,8 @@ def _judge(
         q[tested] = false_discovery_control([changes[i].p for i in tested], method="bh")
     out = []
     for d, c, q_value in zip(drafts, changes, q, strict=True):
-        verdict = decide(c.change, c.low, c.high, float(q_value), d.rule, enough=c.enough)
+        margin = c.floor is None and min(runs) < settings.floor_min_runs
+        verdict = decide(c.change, c.low, c.high, float(q_value), d.rule, enough=c.enough, margin=margin)
         out.append(
             MetricResult(
                 endpoint=d.endpoint,
@@ -279,6 +280,11 @@ def _change(d: _Draft, runs: tuple[int, int], settings: Settings, rng: np.random
     if floor is not None and min(runs) < settings.floor_min_runs:
         delta = delta + rng.normal(0.0, floor * math.sqrt(1 / runs[0] + 1 / runs[1]), delta.size)
         note = f"noise floor {floor:.3g} added: fewer than {settings.floor_min_runs} runs on a side"
+    elif floor is None and min(runs) < settings.floor_min_runs:
+        note = (
+            f"run-to-run spread unknown (fewer than {settings.floor_min_runs} runs on a side, no calibration): "
+            "a regression needs its whole interval beyond the threshold"
+        )
     tail = (1 - settings.confidence) / 2
     low, high = np.quantile(delta, [tail, 1 - tail])
     p = _p_value(delta)
@@ -338,12 +344,14 @@ def _method(baseline: Side, candidate: Side, settings: Settings, plans: dict[str
         "p_value": "two-sided, from the replicates' mean and standard error (normal approximation)",
         "multiple_testing": f"Benjamini-Hochberg across all metrics (scipy), false discovery rate {settings.alpha}",
         "verdict_rule": "regression: change beyond the threshold, interval excluding zero, adjusted p < alpha; "
-        "unchanged: interval within the threshold band; otherwise inconclusive",
+        "when the run-to-run spread is unknown (no noise floor and too few runs), the whole interval beyond "
+        "the threshold; unchanged: interval within the threshold band; otherwise inconclusive",
         "percentiles": "point estimates exact over the pooled samples; resampled from 2% log-spaced histograms",
         "assumptions": [
             "windows farther apart than the block length are close to independent (stationarity within a run)",
             "runs of one version are exchangeable repeats of the same experiment",
-            "with fewer than 3 runs a side, run-to-run variance comes from the calibrated noise floor, if any",
+            f"with fewer than {settings.floor_min_runs} runs a side, run-to-run variance comes from the "
+            "calibrated noise floor; without one, a regression must clear the threshold with its whole interval",
         ],
         "runs": {"baseline": [r.run_id for r in baseline.runs], "candidate": [r.run_id for r in candidate.runs]},
         "block_lengths": {name: list(p.block_lengths) for name, p in plans.items()},

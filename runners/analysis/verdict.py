@@ -9,6 +9,11 @@ worse-ness is the change itself; where higher is better (throughput), it is the 
 - unchanged: the whole interval lies inside the threshold band (-threshold, +threshold), so any change
   there may be is smaller than what the threshold tolerates;
 - inconclusive: everything else, including too little data. It is never reported as unchanged.
+
+When the run-to-run spread is unknown (too few runs a side and no calibrated noise floor), the interval holds
+within-run noise only and is too narrow for a claim about versions: two runs of one version differ by more
+than it. Then a regression (or improvement) needs its whole interval beyond the threshold, not just beyond
+zero: the data must show the change exceeds what the threshold tolerates even at the interval's near end.
 """
 
 from __future__ import annotations
@@ -35,16 +40,23 @@ class Rule:
     """Significance level of the adjusted p-value."""
 
 
-def decide(change: float, low: float, high: float, q_value: float, rule: Rule, *, enough: bool = True) -> str:
-    """The verdict of one metric from its change, interval [low, high] and adjusted p-value."""
+def decide(
+    change: float, low: float, high: float, q_value: float, rule: Rule, *, enough: bool = True, margin: bool = False
+) -> str:
+    """The verdict of one metric from its change, interval [low, high] and adjusted p-value.
+
+    `margin`: the run-to-run spread is unknown, so a regression or improvement needs its whole interval
+    beyond the threshold.
+    """
     if not enough or not all(math.isfinite(x) for x in (change, low, high)):
         return INCONCLUSIVE
     sign = 1.0 if rule.higher_is_worse else -1.0
     worse, lo, hi = sign * change, min(sign * low, sign * high), max(sign * low, sign * high)
     significant = q_value < rule.alpha
-    if worse > rule.threshold and lo > 0 and significant:
+    edge = rule.threshold if margin else 0.0
+    if worse > rule.threshold and lo > edge and significant:
         return REGRESSION
-    if worse < -rule.threshold and hi < 0 and significant:
+    if worse < -rule.threshold and hi < -edge and significant:
         return IMPROVEMENT
     if -rule.threshold < lo and hi < rule.threshold:
         return UNCHANGED

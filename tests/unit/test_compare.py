@@ -51,14 +51,28 @@ def test_series_are_dense_and_sum_to_the_rows() -> None:
 
 def test_known_shift_on_one_endpoint_is_a_regression_there_only() -> None:
     rng = np.random.default_rng(11)
-    base = side("1.0", [1], rng)
-    cand = side("1.1", [2], rng, scale={"/a": 1.5, "/b": 1.0})
+    base = side("1.0", [1, 2, 3], rng)
+    cand = side("1.1", [4, 5, 6], rng, scale={"/a": 1.5, "/b": 1.0})
     result = compare(base, cand, settings=FAST)
     a, b = _result(result, "/a", "p95_ms"), _result(result, "/b", "p95_ms")
     assert a.verdict == REGRESSION and a.ci_low > 0 and a.change > 0.2
     assert b.verdict != REGRESSION
     assert result.overall == REGRESSION
     assert {r.endpoint for r in result.results if r.verdict == REGRESSION} <= {"/a", ""}
+
+
+def test_single_runs_without_calibration_need_the_whole_interval_beyond_the_threshold() -> None:
+    """One run a side: the interval holds within-run noise only, so a 1.5x shift whose interval reaches
+    below the 20% threshold is inconclusive; a 2.5x shift clears it and is a regression."""
+    rng = np.random.default_rng(11)
+    base = side("1.0", [1], rng)
+    moderate = compare(base, side("1.1", [2], rng, scale={"/a": 1.5, "/b": 1.0}), settings=FAST)
+    a = _result(moderate, "/a", "p95_ms")
+    assert a.change > 0.2 and 0 < a.ci_low < 0.2
+    assert a.verdict == INCONCLUSIVE and a.note.startswith("run-to-run spread unknown")
+    large = compare(base, side("1.2", [3], rng, scale={"/a": 2.5, "/b": 1.0}), settings=FAST)
+    a = _result(large, "/a", "p95_ms")
+    assert a.ci_low > 0.2 and a.verdict == REGRESSION and large.overall == REGRESSION
 
 
 def test_repeated_aa_pairs_raise_no_regression() -> None:

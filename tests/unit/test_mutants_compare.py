@@ -111,12 +111,14 @@ def test_the_method_record_names_everything_a_reader_needs() -> None:
         "p_value": "two-sided, from the replicates' mean and standard error (normal approximation)",
         "multiple_testing": "Benjamini-Hochberg across all metrics (scipy), false discovery rate 0.05",
         "verdict_rule": "regression: change beyond the threshold, interval excluding zero, adjusted p < alpha; "
-        "unchanged: interval within the threshold band; otherwise inconclusive",
+        "when the run-to-run spread is unknown (no noise floor and too few runs), the whole interval beyond "
+        "the threshold; unchanged: interval within the threshold band; otherwise inconclusive",
         "percentiles": "point estimates exact over the pooled samples; resampled from 2% log-spaced histograms",
         "assumptions": [
             "windows farther apart than the block length are close to independent (stationarity within a run)",
             "runs of one version are exchangeable repeats of the same experiment",
-            "with fewer than 3 runs a side, run-to-run variance comes from the calibrated noise floor, if any",
+            "with fewer than 3 runs a side, run-to-run variance comes from the calibrated noise floor; "
+            "without one, a regression must clear the threshold with its whole interval",
         ],
         "runs": {"baseline": [1], "candidate": [2, 3]},
         "block_lengths": {"baseline": [block], "candidate": [block, block]},
@@ -340,8 +342,11 @@ def test_runs_are_resampled_when_a_side_has_several() -> None:
     c = compare(two("1"), two("2"), settings=Settings(replicates=300))
     for r in (pick(c, "/a", "mean_ms"), pick(c, "", "cpu_percent", "api")):
         assert r.change == pytest.approx(0.0) and r.ci_high - r.ci_low > 0.2 and r.ci_low < 0 < r.ci_high
-        assert (r.verdict, r.note) == (INCONCLUSIVE, "")
+        assert r.verdict == INCONCLUSIVE
+        assert r.note.startswith("run-to-run spread unknown (fewer than 3 runs on a side, no calibration)")
     assert c.warnings[0].startswith("2 baseline and 2 candidate run(s) and no calibration")
+    three = compare(two("1"), two("2"), settings=Settings(replicates=300, floor_min_runs=2))
+    assert pick(three, "/a", "mean_ms").note == ""  # enough runs a side: the spread is estimated, no note
 
 
 def test_warnings_name_thresholds_inside_the_noise_of_gating_metrics_only() -> None:

@@ -61,3 +61,24 @@ def test_overall_orders_regression_first() -> None:
     assert overall([UNCHANGED, IMPROVEMENT, INCONCLUSIVE]) == INCONCLUSIVE
     assert overall([UNCHANGED, IMPROVEMENT]) == IMPROVEMENT
     assert overall([]) == UNCHANGED
+
+
+@pytest.mark.parametrize(
+    ("change", "low", "high", "rule", "expected"),
+    [
+        (0.30, 0.10, 0.50, LATENCY, INCONCLUSIVE),  # beyond zero, not beyond the threshold: no claim
+        (0.30, 0.20, 0.50, LATENCY, INCONCLUSIVE),  # at the threshold is not beyond it
+        (0.30, 0.201, 0.50, LATENCY, REGRESSION),
+        (-0.30, -0.50, -0.10, LATENCY, INCONCLUSIVE),
+        (-0.30, -0.50, -0.201, LATENCY, IMPROVEMENT),
+        (-0.30, -0.50, -0.201, THROUGHPUT, REGRESSION),
+        (0.30, 0.201, 0.50, THROUGHPUT, IMPROVEMENT),
+        (0.05, -0.10, 0.19, LATENCY, UNCHANGED),  # the band rule is unchanged by the margin
+    ],
+)
+def test_unknown_run_to_run_spread_needs_the_whole_interval_beyond_the_threshold(
+    change: float, low: float, high: float, rule: Rule, expected: str
+) -> None:
+    assert decide(change, low, high, 0.001, rule, margin=True) == expected
+    if expected != UNCHANGED:
+        assert decide(change, low, high, 0.001, rule) in (REGRESSION, IMPROVEMENT)  # zero suffices with a known spread
