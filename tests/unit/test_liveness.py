@@ -67,8 +67,10 @@ def _wait_status(pid: int, status: str) -> None:
 
 
 def test_an_exited_runner_is_interrupted_even_before_it_is_reaped() -> None:
-    # `true` exits in the background of a shell that then becomes `sleep`, which never reaps it: a zombie
-    parent = subprocess.Popen(["sh", "-c", "true & echo $!; exec sleep 60"], stdout=subprocess.PIPE, text=True)
+    # the parent spawns `true` and never waits for it: once `true` exits it stays a zombie (a shell's
+    # `true & exec sleep` is not enough: the shell may reap the job before it execs)
+    keeper = "import os, time; print(os.posix_spawnp('true', ['true'], os.environ), flush=True); time.sleep(60)"
+    parent = subprocess.Popen([sys.executable, "-c", keeper], stdout=subprocess.PIPE, text=True)
     try:
         assert parent.stdout is not None
         zombie = int(parent.stdout.readline())
