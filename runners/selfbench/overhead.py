@@ -100,6 +100,18 @@ def _label(text: str, ratios: Sequence[float]) -> str:
     return f"{text} [{s['min']:.3f}-{s['max']:.3f}, n={s['rounds']}]"
 
 
+def _figure(key: str, text: str, ratios: list[float], op: str, goal: float, **details: object) -> Figure:
+    """One figure: the median of its per-round ratios, labelled and detailed with their spread."""
+    return Figure(
+        key=key,
+        label=_label(text, ratios),
+        value=statistics.median(ratios),
+        op=op,
+        goal=goal,
+        details={"ratios": spread(ratios), **details},
+    )
+
+
 def figures(rounds: Sequence[dict[str, Load]], *, users: int, seconds: int) -> list[Figure]:
     """P1 (CPU per request), P1' (rps) per store and layout, and P7 per store, from measured rounds."""
     out: list[Figure] = []
@@ -112,48 +124,18 @@ def figures(rounds: Sequence[dict[str, Load]], *, users: int, seconds: int) -> l
             cpu = [r[lab].cpu_per_request / r[bare].cpu_per_request for r in rounds]
             rps = [r[lab].rps / r[bare].rps for r in rounds]
             where = f"{store}, {n} proc"
-            details = {
-                "users": users,
-                "seconds": seconds,
-                "cpu_us_per_request": {
-                    "benchlab": [round(r[lab].cpu_per_request * 1e6, 1) for r in rounds],
-                    "bare": [round(r[bare].cpu_per_request * 1e6, 1) for r in rounds],
-                },
-                "rps": {"benchlab": [round(r[lab].rps) for r in rounds], "bare": [round(r[bare].rps) for r in rounds]},
+            cpu_us = {
+                "benchlab": [round(r[lab].cpu_per_request * 1e6, 1) for r in rounds],
+                "bare": [round(r[bare].cpu_per_request * 1e6, 1) for r in rounds],
             }
-            out.append(
-                Figure(
-                    key=f"P1/{store}/{n}",
-                    label=_label(f"CPU/req vs bare, {where}", cpu),
-                    value=statistics.median(cpu),
-                    op="<=",
-                    goal=P1_CPU_GOAL,
-                    details={"ratios": spread(cpu), **details},
-                )
-            )
-            out.append(
-                Figure(
-                    key=f"P1'/{store}/{n}",
-                    label=_label(f"rps vs bare, {where}", rps),
-                    value=statistics.median(rps),
-                    op=">=",
-                    goal=P1_RPS_GOAL,
-                    details={"ratios": spread(rps)},
-                )
-            )
+            rps_abs = {"benchlab": [round(r[lab].rps) for r in rounds], "bare": [round(r[bare].rps) for r in rounds]}
+            details = {"users": users, "seconds": seconds, "cpu_us_per_request": cpu_us, "rps": rps_abs}
+            out.append(_figure(f"P1/{store}/{n}", f"CPU/req vs bare, {where}", cpu, "<=", P1_CPU_GOAL, **details))
+            out.append(_figure(f"P1'/{store}/{n}", f"rps vs bare, {where}", rps, ">=", P1_RPS_GOAL))
     for store in STORES if {_key(None, 2), _key("sqlite", 2)} <= measured else ():
         scaling = [
             (r[_key(store, 2)].rps / r[_key(store, 1)].rps) / (r[_key(None, 2)].rps / r[_key(None, 1)].rps)
             for r in rounds
         ]
-        out.append(
-            Figure(
-                key=f"P7/{store}",
-                label=_label(f"scaling 1->2 proc vs Locust's, {store}", scaling),
-                value=statistics.median(scaling),
-                op=">=",
-                goal=P7_GOAL,
-                details={"ratios": spread(scaling)},
-            )
-        )
+        out.append(_figure(f"P7/{store}", f"scaling 1->2 proc vs Locust's, {store}", scaling, ">=", P7_GOAL))
     return out
