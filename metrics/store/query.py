@@ -7,12 +7,25 @@ sample: Postgres ships each endpoint's samples packed into one bytea in a single
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Float, LargeBinary, SmallInteger, and_, case, cast, func, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Float,
+    LargeBinary,
+    Select,
+    SmallInteger,
+    and_,
+    case,
+    cast,
+    func,
+    literal,
+    or_,
+    select,
+)
 
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.model import RequestSample, Run
@@ -54,6 +67,21 @@ _SAMPLE = np.dtype([("ms", ">f8"), ("code", ">i2")])
 """One sample as Postgres packs it for `_postgres_stats`: response time and status code (10 bytes)."""
 
 
+def _sums(epoch: Callable[[Any], Any], *extra: Any) -> Select[Any]:
+    """Per endpoint: name, method, failures, bytes received and sent, first and last epoch (by `epoch`), `extra`."""
+    t = RequestSample.__table__.c
+    return select(
+        t.name,
+        t.method,
+        func.sum(case((t.success, 0), else_=1)),
+        func.coalesce(func.sum(t.response_length), 0),
+        func.coalesce(func.sum(t.request_length), 0),
+        epoch(func.min(t.ts)),
+        epoch(func.max(t.ts)),
+        *extra,
+    )
+
+
 def _postgres_stats(store: Store, where: ColumnElement[bool]) -> list[EndpointStats]:
     """One scan: sums in SQL, and each endpoint's response times and codes packed into one bytea for numpy.
 
@@ -64,20 +92,8 @@ def _postgres_stats(store: Store, where: ColumnElement[bool]) -> list[EndpointSt
     record = func.float8send(t.response_time_ms).op("||", return_type=LargeBinary)(
         func.int2send(cast(func.coalesce(t.status_code, 0), SmallInteger))
     )
-    query = (
-        select(
-            t.name,
-            t.method,
-            func.sum(case((t.success, 0), else_=1)),
-            func.coalesce(func.sum(t.response_length), 0),
-            func.coalesce(func.sum(t.request_length), 0),
-            func.date_part("epoch", func.min(t.ts)),
-            func.date_part("epoch", func.max(t.ts)),
-            func.string_agg(record, literal(b"", LargeBinary), type_=LargeBinary),
-        )
-        .where(where)
-        .group_by(t.name, t.method)
-    )
+    packed = func.string_agg(record, literal(b"", LargeBinary), type_=LargeBinary)
+    query = _sums(lambda ts: func.date_part("epoch", ts), packed).where(where).group_by(t.name, t.method)
     groups: list[tuple[tuple[str, str], tuple[int, int, int, float, float], np.ndarray]] = []
     with store.engine.connect() as conn:
         for name, method, fails, rx, tx, first, last, blob in conn.execute(query):
@@ -124,19 +140,7 @@ def _packed_row(
 def _sqlite_stats(store: Store, where: ColumnElement[bool]) -> list[EndpointStats]:
     """Sums in SQL; each endpoint's response times and codes streamed into numpy (the same rows as Postgres's)."""
     t = RequestSample.__table__.c
-    sums_query = (
-        select(
-            t.name,
-            t.method,
-            func.sum(case((t.success, 0), else_=1)),
-            func.coalesce(func.sum(t.response_length), 0),
-            func.coalesce(func.sum(t.request_length), 0),
-            _sqlite_epoch(func.min(t.ts)),
-            _sqlite_epoch(func.max(t.ts)),
-        )
-        .where(where)
-        .group_by(t.name, t.method)
-    )
+    sums_query = _sums(_sqlite_epoch).where(where).group_by(t.name, t.method)
     values: dict[tuple[str, str], tuple[list[float], list[int]]] = defaultdict(lambda: ([], []))
     with store.engine.connect() as conn:
         sums = {
