@@ -29,13 +29,14 @@ from benchlab.metrics.store.spool import Spool
 from benchlab.metrics.store.stats import EndpointStats
 from benchlab.metrics.store.writer import CollectorStats, WriterProcess, replay_spool
 from benchlab.runners.analysis.summary import Totals, run_columns
+from benchlab.runners.choice import FILE_SHAPE_TAG, choose, file_deadline
 from benchlab.runners.errors import EXIT_FAILED, EXIT_OK, BadInput, RunFailed
 from benchlab.runners.health import SKIPPED, http_hosts, preflight, recorded_host
 from benchlab.runners.monitor import start_monitor
 from benchlab.runners.progress import watch
 from benchlab.runners.relay import master_link
 from benchlab.runners.settings import RunSpec, WorkerConfig
-from benchlab.runners.shape import FILE_SHAPE_TAG, BenchShape, choose, file_deadline, make_shape
+from benchlab.runners.shape import BenchShape, make_shape
 from benchlab.runners.swarm import Outcome, Swarm, load_file, worker_command
 
 log = logging.getLogger(__name__)

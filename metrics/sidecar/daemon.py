@@ -40,8 +40,9 @@ from prometheus_client import CollectorRegistry, start_http_server
 from sqlalchemy.exc import IntegrityError
 
 from benchlab.metrics.sidecar.exposition import QueueReading, SidecarCollector, Snapshot
-from benchlab.metrics.sidecar.probe import ProbeSpec, label_of, open_probe
+from benchlab.metrics.sidecar.probe import open_probe
 from benchlab.metrics.sidecar.process import ProcessSampler, Target, read_table
+from benchlab.metrics.sidecar.queue import ProbeSpec, label_of
 from benchlab.metrics.sidecar.spec import RunIdSetting, load_config
 from benchlab.metrics.store.database import Store, first_line
 

@@ -19,8 +19,8 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from benchlab.metrics.sidecar.probe import ProbeSpec, RabbitQueueSpec, RedisListSpec, ScrapeSpec
 from benchlab.metrics.sidecar.process import Target
+from benchlab.metrics.sidecar.queue import ProbeSpec, RabbitQueueSpec, RedisListSpec, ScrapeSpec
 
 RunIdSetting = int | Literal["auto"] | None
 """`"auto"`: the run in progress in the store; an int: that run; None: no run."""

@@ -4,7 +4,7 @@ Per run: exact statistics of each endpoint and of all of them (numpy's linear pe
 Postgres's `percentile_cont`, as `metrics.store.query`), the same per 10 s window aligned to epoch multiples of
 10 s (Grafana's `$__timeGroup(ts, 10s)`), requests per window, status code and error message, and a latency
 histogram with buckets 1 % wide that merges across runs. One scan ships the samples: on Postgres each
-endpoint's response times, times, codes and outcomes packed into one bytea (see `query`), streamed endpoint by
+endpoint's response times, times, codes and outcomes packed into one bytea (see `scan`), streamed endpoint by
 endpoint; on SQLite rows. Failed requests' error messages come from a second, grouped query. A run whose raw
 samples were pruned keeps its rollups and is never rolled up again.
 """
@@ -12,25 +12,13 @@ samples were pruned keeps its rollups and is never rolled up again.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import (
-    BigInteger,
-    Connection,
-    Float,
-    LargeBinary,
-    SmallInteger,
-    cast,
-    delete,
-    func,
-    insert,
-    literal,
-    select,
-)
+from sqlalchemy import BigInteger, Connection, Float, cast, delete, func, insert, literal, select
 
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.model import (
@@ -43,12 +31,11 @@ from benchlab.metrics.store.model import (
     RunRollup,
     WindowRollup,
 )
+from benchlab.metrics.store.scan import Group, groups
 from benchlab.metrics.store.window import epoch_seconds
 
 WINDOW_S = 10
 """Length of a rollup window in seconds."""
-SLICE_S = 60
-"""Postgres ships the samples of one endpoint in slices this long (a multiple of WINDOW_S)."""
 STAT_QUANTILES = {"p50_ms": 0.5, "p75_ms": 0.75, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99, "p999_ms": 0.999}
 """Percentiles of `endpoint_rollups`."""
 WINDOW_QUANTILES = {"p50_ms": 0.5, "p90_ms": 0.9, "p95_ms": 0.95, "p99_ms": 0.99}
@@ -59,27 +46,7 @@ MIN_MS = 0.001
 """Response times below this share its bucket."""
 TABLES: tuple[type[Base], ...] = (EndpointRollup, WindowRollup, OutcomeRollup, LatencyRollup)
 """Rollup tables with rows per run (besides `run_rollups`)."""
-_PACKED = np.dtype([("ms", ">f8"), ("epoch", ">f8"), ("code", ">i2"), ("ok", "?")])
-"""One sample as Postgres packs it: response time, epoch seconds, status code (0 for none), success."""
-_POSTGRES_SETTINGS = {"work_mem": "256MB", "jit": "off", "enable_sort": "off"}
-"""Per transaction, as `window`: Postgres cannot estimate the slices and would sort 10M rows; a hash of the
-slices holds them in memory instead (10M samples: about 270 MB), with no JIT compile."""
 Rows = list[dict[str, Any]]
-
-
-@dataclass
-class Group:
-    """The samples of one endpoint of a run, as arrays, and the sums the database computed."""
-
-    name: str
-    method: str
-    ms: np.ndarray
-    epoch: np.ndarray
-    code: np.ndarray
-    """Status code, 0 for none."""
-    ok: np.ndarray
-    response_bytes: int
-    request_bytes: int
 
 
 @dataclass
@@ -111,7 +78,7 @@ def write_rollup(store: Store, run_id: int) -> int:
     rows: dict[type[Base], Rows] = {model: [] for model in TABLES}
     slices: dict[tuple[str, str], list[Part]] = {}
     histograms: dict[tuple[str, str], Counter[int]] = {}
-    for g in _postgres_groups(store, run_id) if store.is_postgres else _sqlite_groups(store, run_id):
+    for g in groups(store, run_id):
         rows[WindowRollup] += _window_rows(run_id, g)
         rows[OutcomeRollup] += _success_rows(run_id, g)
         slices.setdefault((g.name, g.method), []).append(_part(g))
@@ -184,79 +151,6 @@ def _aware(moment: datetime) -> datetime:
 
 def _utc(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, UTC)
-
-
-# ---------------------------------------------------------------------------------------------- reading samples
-
-
-def _postgres_groups(store: Store, run_id: int) -> Iterator[Group]:
-    """One scan: each minute of each endpoint packed into one bytea (tens of MB at most), streamed; sums in SQL."""
-    t = RequestSample.__table__.c
-    cat = "||"
-    record = (
-        func.float8send(t.response_time_ms)
-        .op(cat, return_type=LargeBinary)(func.float8send(func.date_part("epoch", t.ts)))
-        .op(cat, return_type=LargeBinary)(func.int2send(cast(func.coalesce(t.status_code, 0), SmallInteger)))
-        .op(cat, return_type=LargeBinary)(func.boolsend(t.success))
-    )
-    minute = func.floor(func.date_part("epoch", t.ts) / literal(float(SLICE_S), Float))
-    query = (
-        select(
-            t.name,
-            t.method,
-            func.coalesce(func.sum(t.response_length), 0),
-            func.coalesce(func.sum(t.request_length), 0),
-            func.string_agg(record, literal(b"", LargeBinary), type_=LargeBinary),
-        )
-        .where(t.run_id == run_id)
-        .group_by(t.name, t.method, minute)
-    )
-    with store.engine.connect() as conn:
-        for key, value in _POSTGRES_SETTINGS.items():
-            conn.exec_driver_sql(f"SET LOCAL {key} = '{value}'")
-        for name, method, rx, tx, blob in conn.execution_options(stream_results=True, yield_per=16).execute(query):
-            packed = np.frombuffer(blob, dtype=_PACKED)
-            del blob
-            yield Group(
-                name,
-                method,
-                packed["ms"].astype(float),
-                packed["epoch"].astype(float),
-                packed["code"].astype(np.int16),
-                packed["ok"].copy(),
-                int(rx),
-                int(tx),
-            )
-
-
-def _sqlite_groups(store: Store, run_id: int) -> Iterator[Group]:
-    t = RequestSample.__table__.c
-    query = select(
-        t.name,
-        t.method,
-        t.response_time_ms,
-        epoch_seconds(store, t.ts),
-        func.coalesce(t.status_code, 0),
-        t.success,
-        func.coalesce(t.response_length, 0),
-        func.coalesce(t.request_length, 0),
-    ).where(t.run_id == run_id)
-    by_key: dict[tuple[str, str], list[Any]] = {}
-    with store.engine.connect() as conn:
-        for row in conn.execution_options(yield_per=50_000).execute(query):
-            by_key.setdefault((row[0], row[1]), []).append(row[2:])
-    for (name, method), rows in by_key.items():
-        ms, epoch, code, ok, rx, tx = (np.array(col) for col in zip(*rows, strict=True))
-        yield Group(
-            name,
-            method,
-            ms.astype(float),
-            epoch.astype(float),
-            code.astype(np.int16),
-            ok.astype(bool),
-            int(rx.sum()),
-            int(tx.sum()),
-        )
 
 
 def _part(g: Group) -> Part:

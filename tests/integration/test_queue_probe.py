@@ -12,14 +12,9 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from benchlab.metrics.sidecar.probe import (
-    RabbitQueueProbe,
-    RabbitQueueSpec,
-    RedisListProbe,
-    RedisListSpec,
-    ScrapeProbe,
-    ScrapeSpec,
-)
+from benchlab.metrics.sidecar.broker import RabbitQueueProbe, RedisListProbe
+from benchlab.metrics.sidecar.queue import RabbitQueueSpec, RedisListSpec, ScrapeSpec
+from benchlab.metrics.sidecar.scrape import ScrapeProbe
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 from locust import FastHttpUser, HttpUser, LoadTestShape, User
 
+from benchlab.runners.choice import choose, file_deadline
 from benchlab.runners.errors import BadInput
 from benchlab.runners.health import http_hosts, recorded_host
 from benchlab.runners.settings import ShapeSettings
-from benchlab.runners.shape import choose, file_deadline
 
 
 class Web(HttpUser):

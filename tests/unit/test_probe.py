@@ -10,15 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from benchlab.metrics.sidecar.daemon import SidecarSettings, resolve_settings
 from benchlab.metrics.sidecar.exposition import QueueReading, SidecarCollector, Snapshot
-from benchlab.metrics.sidecar.probe import (
-    RabbitQueueSpec,
-    RedisListSpec,
-    ScrapeSpec,
-    ScrapeTotals,
-    label_of,
-    scrape_totals,
-)
 from benchlab.metrics.sidecar.process import Target
+from benchlab.metrics.sidecar.queue import RabbitQueueSpec, RedisListSpec, ScrapeSpec, label_of
+from benchlab.metrics.sidecar.scrape import ScrapeTotals, scrape_totals
 from benchlab.metrics.sidecar.spec import load_config, parse_run_id, probe_from_flag
 
 PAGE = """\
