@@ -139,3 +139,20 @@ def per_second(url: str, run_id: int) -> dict[int, int]:
             return {int(s): int(n) for s, n in conn.execute(sql, {"run_id": run_id})}
     finally:
         engine.dispose()
+
+
+def synthetic_meta(version: str, seconds: float, scenario: str) -> RunMeta:
+    """The run row of a synthetic selfbench run (100 users on 127.0.0.1, no locustfile)."""
+    return RunMeta(
+        scenario=scenario,
+        test_type="load",
+        app_version=version,
+        environment="selfbench",
+        host="http://127.0.0.1",
+        locustfile="-",
+        user_classes=(),
+        users=100,
+        spawn_rate=100.0,
+        planned_duration_s=seconds,
+        workers=0,
+    )

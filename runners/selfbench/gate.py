@@ -19,11 +19,11 @@ from typing import Any
 import numpy as np
 from sqlalchemy import delete, select
 
-from benchlab.metrics.settings import RunMeta, StoreSettings
+from benchlab.metrics.settings import StoreSettings
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.model import Comparison, RequestSample, Run
 from benchlab.metrics.store.sample import Sample
-from benchlab.runners.selfbench.database import ENDPOINTS
+from benchlab.runners.selfbench.database import ENDPOINTS, synthetic_meta
 from benchlab.runners.selfbench.report import Figure, MeasureError
 
 SCENARIO = "selfbench-p8"
@@ -102,27 +102,11 @@ def sample_batches(
         ]
 
 
-def _meta(version: str, seconds: float, scenario: str) -> RunMeta:
-    return RunMeta(
-        scenario=scenario,
-        test_type="load",
-        app_version=version,
-        environment="selfbench",
-        host="http://127.0.0.1",
-        locustfile="-",
-        user_classes=(),
-        users=100,
-        spawn_rate=100.0,
-        planned_duration_s=seconds,
-        workers=0,
-    )
-
-
 def store_run(
     store: Store, version: str, samples: int, *, seconds: float, start: float, scenario: str = SCENARIO, **shape: Any
 ) -> int:
     """A completed run of `samples` synthetic samples over `seconds` from `start`, written in 50k batches."""
-    run_id = store.start_run(_meta(version, seconds, scenario), started_at=datetime.fromtimestamp(start, UTC))
+    run_id = store.start_run(synthetic_meta(version, seconds, scenario), started_at=datetime.fromtimestamp(start, UTC))
     failures = 0
     for rows in sample_batches(samples, rps=samples / seconds, start=start, **shape):
         store.write_samples(run_id, None, rows)

@@ -19,10 +19,10 @@ from typing import Any
 import psycopg2
 from sqlalchemy import delete, select, text
 
-from benchlab.metrics.settings import RunMeta, StoreSettings
+from benchlab.metrics.settings import StoreSettings
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.model import QueueSample, RequestSample, ResourceSample, Run
-from benchlab.runners.selfbench.database import ENDPOINTS
+from benchlab.runners.selfbench.database import ENDPOINTS, synthetic_meta
 from benchlab.runners.selfbench.grafana import (
     POSTGRES_UID,
     Query,
@@ -95,22 +95,6 @@ VALUES (%(run)s, %(start)s, 'start', 0, 'selfbench'),
 """
 
 
-def _meta(version: str, seconds: float) -> RunMeta:
-    return RunMeta(
-        scenario=SCENARIO,
-        test_type="load",
-        app_version=version,
-        environment="selfbench",
-        host="http://127.0.0.1",
-        locustfile="-",
-        user_classes=(),
-        users=100,
-        spawn_rate=100.0,
-        planned_duration_s=seconds,
-        workers=0,
-    )
-
-
 def _execute(store: Store, *statements: tuple[str, Mapping[str, Any]]) -> None:
     """psycopg2 statements with pyformat parameters, in one transaction."""
     raw = store.engine.raw_connection()
@@ -126,7 +110,7 @@ def _execute(store: Store, *statements: tuple[str, Mapping[str, Any]]) -> None:
 
 def store_run(store: Store, version: str, samples: int, *, start: datetime, seconds: int) -> tuple[int, float]:
     """A completed run of `samples` samples over `seconds` from `start`; its id and the seconds its rollup took."""
-    run_id = store.start_run(_meta(version, seconds), started_at=start)
+    run_id = store.start_run(synthetic_meta(version, seconds, SCENARIO), started_at=start)
     params = {"run": run_id, "start": start, "seconds": seconds, "n": samples}
     _execute(store, (samples_sql(), params), (READINGS_SQL, params))
     summary = {"total_requests": samples, "stored_samples": samples, "rps": samples / seconds}
