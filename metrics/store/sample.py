@@ -17,4 +17,3 @@ COLUMNS = (
     "error",
 )
 """Columns of `request_samples` that a Sample fills, in tuple order (run_id and worker are added)."""
-

@@ -1,8 +1,9 @@
 """The queries of the dashboards in dashboards/json, expanded the way Grafana expands them.
 
-Used by selfbench's P6 (every SQL query timed on a big store) and by tests/integration/test_dashboards.py
-(every query run against real Postgres and Prometheus). SQL (the `grafana-postgresql-datasource` plugin): the
-frontend first replaces template variables (`$var`, `${var}`, `${var:format}`, `[[var]]`); variables it does not
+Used by selfbench's P6 (every SQL query timed on a big store) and by tests/integration/test_dashboards.py and
+test_dashboards_promql.py (every query run against real Postgres and Prometheus). SQL (the
+`grafana-postgresql-datasource` plugin): the frontend first replaces template variables (`$var`, `${var}`,
+`${var:format}`, `[[var]]`); variables it does not
 know, such as `$__timeFilter`, stay. The backend then replaces `$__interval_ms`, `$__interval`,
 `$__unixEpochFrom()` and `$__unixEpochTo()`, and finally every `$__name(args)` macro
 (pkg/tsdb/grafana-postgresql-datasource/macros.go); an unknown macro is an error there, and so it is here.

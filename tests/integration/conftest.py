@@ -9,6 +9,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,15 +34,22 @@ def pg_admin(sql: str) -> None:
     conn.close()
 
 
-@pytest.fixture
-def pg_url() -> Iterator[str]:
-    """URL of a fresh, empty Postgres database, dropped afterwards."""
-    name = f"benchlab_test_{uuid.uuid4().hex[:10]}"
+@contextmanager
+def temp_database(prefix: str = "benchlab_test") -> Iterator[str]:
+    """URL of a fresh, empty Postgres database named `prefix`_<random>, dropped (even if in use) afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     pg_admin(f"CREATE DATABASE {name}")
     try:
         yield f"postgresql://postgres@127.0.0.1:5432/{name}"
     finally:
         pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """URL of a fresh, empty Postgres database, dropped afterwards."""
+    with temp_database() as url:
+        yield url
 
 
 @pytest.fixture
@@ -140,3 +148,25 @@ def run_in_progress(store: Store) -> int | None:
         return run_id if run_id is not None and store.count_samples(run_id) > 0 else None
     except SQLAlchemyError:  # the SQLite file or its tables do not exist yet
         return None
+
+
+@contextmanager
+def started_run(
+    args: list[str], store: Store, *, cwd: Path = REPO, stdout: int = subprocess.PIPE
+) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """Start `benchlab <args>` in a subprocess; once its run row and first samples are stored, yield it and the run id.
+
+    On the way out the process is killed if it still runs (a test that failed before it ended).
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchlab.runners.cli", *args], cwd=cwd, stdout=stdout, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        wait_for("the run row and its first stored samples", lambda: run_in_progress(store) is not None, 90, proc)
+        run_id = run_in_progress(store)
+        assert run_id is not None
+        yield proc, run_id
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from run_meta import run_meta
 
 from benchlab.metrics.settings import RunMeta
 from benchlab.metrics.store.database import Store
@@ -27,18 +28,14 @@ CHROMIUM_ARGS = [
 
 
 def _meta(version: str, test_type: str, seconds: float, users: int) -> RunMeta:
-    return RunMeta(
+    return run_meta(
         scenario="synthetic",
         test_type=test_type,
         app_version=version,
-        environment="test",
-        host="http://127.0.0.1:9",
         locustfile="synthetic.py",
-        user_classes=(),
         users=users,
         spawn_rate=float(users),
         planned_duration_s=seconds,
-        workers=0,
     )
 
 

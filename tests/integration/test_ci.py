@@ -18,38 +18,20 @@ from typing import Any
 
 import pytest
 from conftest import CliResult, benchlab
+from pair_fixture import TWO_CLASS_LOCUSTFILE, version_pair
 from sqlalchemy import inspect, text
-from target_fixture import Target, running_target
+from target_fixture import Target
 
 from benchlab.metrics.store.database import make_engine
 
 GENERATE = "/api/v1/content/generate"
-LOCUSTFILE = """
-from locust import FastHttpUser, constant, task
-
-
-class Health(FastHttpUser):
-    wait_time = constant(0.02)
-
-    @task
-    def health(self):
-        self.client.get("/health")
-
-
-class Generate(FastHttpUser):
-    wait_time = constant(0.02)
-
-    @task
-    def generate(self):
-        self.client.post("/api/v1/content/generate", json={"type": "simple", "topic": "bench"})
-"""
 
 
 @pytest.fixture(scope="module")
 def targets() -> Iterator[tuple[Target, Target]]:
     """The baseline (1.0) and a candidate (1.1) whose /api/ requests wait 60 ms more."""
-    with running_target(version="1.0") as base, running_target(version="1.1", profile="1.0", delay_ms=60) as slow:
-        yield base, slow
+    with version_pair(delay_ms=60) as pair:
+        yield pair
 
 
 class Receiver:
@@ -87,7 +69,7 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def env(tmp_path: Path, pg_url: str) -> dict[str, str]:
     """The CI job's environment: every variable `benchlab ci` reads is set (empty for unset), a fresh database."""
-    (tmp_path / "ci_test.py").write_text(LOCUSTFILE)
+    (tmp_path / "ci_test.py").write_text(TWO_CLASS_LOCUSTFILE)
     (tmp_path / "noslo.json").write_text("{}")
     return {
         "LOCUSTFILE": str(tmp_path / "ci_test.py"),

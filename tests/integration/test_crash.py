@@ -15,12 +15,13 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import benchlab, run_in_progress, wait_for
+from conftest import benchlab, started_run
+from run_meta import run_meta
 from sqlalchemy import CheckConstraint, MetaData, Table, create_engine, inspect, text, update
 from sqlalchemy.exc import IntegrityError
 from target_fixture import Target
 
-from benchlab.metrics.settings import RunMeta, StoreSettings
+from benchlab.metrics.settings import StoreSettings
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.model import Run
 from benchlab.metrics.store.query import endpoint_stats
@@ -29,18 +30,8 @@ from benchlab.metrics.store.writer import WriterConfig
 from benchlab.runners.analysis.summary import Totals, run_columns
 from benchlab.runners.recovery import close_interrupted
 
-META = RunMeta(
-    scenario="crash",
-    test_type="load",
-    app_version="crash-0",
-    environment="t",
-    host="http://x",
-    locustfile="f",
-    user_classes=(),
-    users=1,
-    spawn_rate=1.0,
-    planned_duration_s=60.0,
-    workers=0,
+META = run_meta(
+    scenario="crash", app_version="crash-0", environment="t", host="http://x", locustfile="f", planned_duration_s=60.0
 )
 NEW_COLUMNS = ("runner_host", "runner_pid", "runner_started_at", "heartbeat_at")
 
@@ -60,28 +51,16 @@ def _sigkill_mid_run(url: str, locustfile: Path, target: Target, tmp_path: Path)
     """Start a real `benchlab run`, SIGKILL it once samples are stored, wait for its writer child to drain."""
     args = ["run", "-f", str(locustfile), "--host", target.url, "-u", "4", "-r", "4", "-t", "60s"]
     args += ["--app-version", "crash-1", "--db", url, "--spool-dir", str(tmp_path / "spool"), "-q"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchlab.runners.cli", *args],
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
     store = _store(url)
     try:
-        wait_for("the run row and its first stored samples", lambda: run_in_progress(store) is not None, 90, proc)
-        run_id = run_in_progress(store)
-        assert run_id is not None
-        children = psutil.Process(proc.pid).children(recursive=True)
-        assert children, "the writer child should be running"
-        proc.send_signal(signal.SIGKILL)
-        proc.communicate(timeout=30)
-        _, alive = psutil.wait_procs(children, timeout=60)
-        assert not alive, "the writer child finishes once its collector is gone"
+        with started_run(args, store, cwd=tmp_path, stdout=subprocess.DEVNULL) as (proc, run_id):
+            children = psutil.Process(proc.pid).children(recursive=True)
+            assert children, "the writer child should be running"
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate(timeout=30)
+            _, alive = psutil.wait_procs(children, timeout=60)
+            assert not alive, "the writer child finishes once its collector is gone"
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
         store.close()
     assert proc.returncode == -signal.SIGKILL
     return run_id

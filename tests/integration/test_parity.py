@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import benchlab
+from run_meta import run_meta
 from target_fixture import Target
 
 from benchlab.metrics.settings import RunMeta, StoreSettings
@@ -48,19 +49,7 @@ def store(store_url: str) -> Iterator[Store]:
 
 
 def _meta() -> RunMeta:
-    return RunMeta(
-        scenario="parity",
-        test_type="load",
-        app_version="1.0",
-        environment="test",
-        host="http://127.0.0.1:9",
-        locustfile="x.py",
-        user_classes=(),
-        users=1,
-        spawn_rate=1.0,
-        planned_duration_s=10.0,
-        workers=2,
-    )
+    return run_meta(scenario="parity", app_version="1.0", planned_duration_s=10.0, workers=2)
 
 
 def _samples(rng: random.Random, n: int, offset_us: int) -> list[tuple[int, Sample]]:

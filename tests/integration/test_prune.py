@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from run_meta import run_meta
 from sqlalchemy import delete, func, select
 
-from benchlab.metrics.settings import RunMeta, StoreSettings
+from benchlab.metrics.settings import StoreSettings
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.model import EndpointRollup, RequestSample, ResourceSample, RunRollup, WindowRollup
 from benchlab.metrics.store.rollup import TABLES, write_rollup
@@ -31,19 +32,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def _run(store: Store, version: str, start: datetime, samples: int = 300, *, finish: bool = True) -> int:
-    meta = RunMeta(
-        scenario="prune",
-        test_type="load",
-        app_version=version,
-        environment="test",
-        host="http://127.0.0.1:9",
-        locustfile="x.py",
-        user_classes=(),
-        users=1,
-        spawn_rate=1.0,
-        planned_duration_s=30.0,
-        workers=0,
-    )
+    meta = run_meta(scenario="prune", app_version=version, planned_duration_s=30.0)
     run_id = store.start_run(meta, started_at=start)
     t0 = start.timestamp()
     rows = [

@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg2
 import pytest
 from conftest import REPO, benchlab, run_in_progress, wait_for
+from run_meta import run_meta
 from target_fixture import Target
 
 from benchlab.metrics.settings import CollectorSettings, RunMeta, StoreSettings
@@ -61,18 +62,8 @@ class Outage:
 
 
 def _meta(workers: int = 0) -> RunMeta:
-    return RunMeta(
-        scenario="replay",
-        test_type="load",
-        app_version="1",
-        environment="t",
-        host="http://x",
-        locustfile="f",
-        user_classes=(),
-        users=1,
-        spawn_rate=1.0,
-        planned_duration_s=1.0,
-        workers=workers,
+    return run_meta(
+        scenario="replay", app_version="1", environment="t", host="http://x", locustfile="f", workers=workers
     )
 
 

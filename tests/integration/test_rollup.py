@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from run_meta import run_meta
 from sqlalchemy import select, update
 
 from benchlab.metrics.settings import RunMeta, StoreSettings
@@ -44,19 +45,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
 
 
 def _meta(version: str = "1.0") -> RunMeta:
-    return RunMeta(
-        scenario="rollup",
-        test_type="load",
-        app_version=version,
-        environment="test",
-        host="http://127.0.0.1:9",
-        locustfile="x.py",
-        user_classes=(),
-        users=1,
-        spawn_rate=1.0,
-        planned_duration_s=75.0,
-        workers=0,
-    )
+    return run_meta(scenario="rollup", app_version=version, planned_duration_s=75.0)
 
 
 def _samples(seed: int, n: int = 1500, start: float = T0) -> list[Sample]:

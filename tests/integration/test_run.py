@@ -6,13 +6,12 @@ import csv
 import json
 import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, benchlab, run_in_progress, wait_for
+from conftest import benchlab, started_run, wait_for
+from run_meta import run_meta
 from target_fixture import Target
 from tcpproxy import TcpProxy
 
@@ -101,27 +100,14 @@ def test_postgres_outage_loses_no_sample(locustfile: Path, demo_target: Target, 
     proxy = TcpProxy(("127.0.0.1", 5432))
     db = pg_url.replace("127.0.0.1:5432", f"127.0.0.1:{proxy.port}")
     args = _run_args(locustfile, demo_target, db, "-t", "20s", "--spool-dir", str(tmp_path / "spool"))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchlab.runners.cli", *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    store = _store(pg_url)
     try:
-        wait_for("the run row and its first stored samples", lambda: run_in_progress(store) is not None, 90, proc)
-        run_id = run_in_progress(store)
-        assert run_id is not None
-        proxy.cut()
-        wait_for("a spooled batch", lambda: bool(list((tmp_path / "spool").glob(f"run{run_id}-*.jsonl"))), 60, proc)
-        proxy.restore()
-        out, err = proc.communicate(timeout=120)
+        with started_run(args, _store(pg_url)) as (proc, run_id):
+            proxy.cut()
+            wait_for("a spooled batch", lambda: bool(list((tmp_path / "spool").glob(f"run{run_id}-*.jsonl"))), 60, proc)
+            proxy.restore()
+            out, err = proc.communicate(timeout=120)
     finally:
         proxy.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 0, err
     s = json.loads(out.strip().splitlines()[-1])
     assert s["status"] == "completed" and s["run_id"] == run_id
@@ -133,23 +119,10 @@ def test_postgres_outage_loses_no_sample(locustfile: Path, demo_target: Target, 
 
 def test_sigterm_aborts_and_keeps_every_sample(locustfile: Path, demo_target: Target, sqlite_url: str) -> None:
     args = _run_args(locustfile, demo_target, sqlite_url, "-t", "60s")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "benchlab.runners.cli", *args],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    store = _store(sqlite_url)
-    try:
-        # The handler is installed before Locust starts: once samples are stored, SIGTERM reaches it.
-        wait_for("the run row and its first stored samples", lambda: run_in_progress(store) is not None, 90, proc)
+    # The handler is installed before Locust starts: once samples are stored, SIGTERM reaches it.
+    with started_run(args, _store(sqlite_url)) as (proc, _):
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
     assert proc.returncode == 128 + signal.SIGTERM, err
     s = json.loads(out.strip().splitlines()[-1])
     assert s["status"] == "aborted"
@@ -294,23 +267,10 @@ def test_progress_line_goes_to_stderr_unless_quiet(locustfile: Path, demo_target
 
 
 def test_replay_command_writes_leftover_spool(sqlite_url: str, tmp_path: Path) -> None:
-    from benchlab.metrics.settings import RunMeta
     from benchlab.metrics.store.spool import Spool
 
     store = Store(settings=StoreSettings(url=sqlite_url)).open()
-    meta = RunMeta(
-        scenario="r",
-        test_type="load",
-        app_version="1",
-        environment="t",
-        host="http://x",
-        locustfile="f",
-        user_classes=(),
-        users=1,
-        spawn_rate=1.0,
-        planned_duration_s=1.0,
-        workers=0,
-    )
+    meta = run_meta(scenario="r", app_version="1", environment="t", host="http://x", locustfile="f")
     run_id = store.start_run(meta)
     spool = Spool(directory=tmp_path / "spool")
     for n in range(3):

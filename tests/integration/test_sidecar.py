@@ -16,9 +16,10 @@ from pathlib import Path
 
 import psycopg2
 import pytest
+from run_meta import run_meta
 from sqlalchemy import text
 
-from benchlab.metrics.settings import RunMeta, StoreSettings
+from benchlab.metrics.settings import StoreSettings
 from benchlab.metrics.sidecar.daemon import Sidecar, SidecarSettings, run_sidecar, sidecar_cpu_benchmark
 from benchlab.metrics.sidecar.exposition import ServiceReading
 from benchlab.metrics.sidecar.process import ProcessSampler, Target
@@ -61,18 +62,8 @@ child = subprocess.Popen(["sleep", "60"])
 print(s.getsockname()[1], flush=True)
 time.sleep(60)
 """
-META = RunMeta(
-    scenario="sidecar-test",
-    test_type="load",
-    app_version="1.0",
-    environment="test",
-    host="http://127.0.0.1",
-    locustfile="none.py",
-    user_classes=(),
-    users=1,
-    spawn_rate=1.0,
-    planned_duration_s=None,
-    workers=0,
+META = run_meta(
+    scenario="sidecar-test", app_version="1.0", host="http://127.0.0.1", locustfile="none.py", planned_duration_s=None
 )
 
 

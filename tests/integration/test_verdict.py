@@ -14,37 +14,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import CliResult, benchlab, pg_admin
-from target_fixture import Target, running_target
+from conftest import CliResult, benchlab, temp_database
+from pair_fixture import TWO_CLASS_LOCUSTFILE, version_pair
+from target_fixture import Target
 
 GENERATE = "/api/v1/content/generate"
 NO_SLO = "{}"
-LOCUSTFILE = """
-from locust import FastHttpUser, constant, task
-
-
-class Health(FastHttpUser):
-    wait_time = constant(0.02)
-
-    @task
-    def health(self):
-        self.client.get("/health")
-
-
-class Generate(FastHttpUser):
-    wait_time = constant(0.02)
-
-    @task
-    def generate(self):
-        self.client.post("/api/v1/content/generate", json={"type": "simple", "topic": "bench"})
-"""
 
 
 @pytest.fixture(scope="module")
 def targets() -> Iterator[tuple[Target, Target]]:
     """The baseline (1.0) and a candidate whose /api/ requests wait 30 ms more (not /health), both up for the module."""
-    with running_target(version="1.0") as base, running_target(version="1.1", profile="1.0", delay_ms=30) as slow:
-        yield base, slow
+    with version_pair(delay_ms=30) as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
@@ -53,19 +35,15 @@ def store(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('verdict') / 'bench.db'}"
         return
-    name = f"benchlab_verdict_{id(request) % 10**8}"
-    pg_admin(f"CREATE DATABASE {name}")
-    try:
-        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
-    finally:
-        pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with temp_database("benchlab_verdict") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("files")
     out = {"locustfile": folder / "simple_test.py", "noslo": folder / "noslo.json", "strict": folder / "strict.json"}
-    out["locustfile"].write_text(LOCUSTFILE)
+    out["locustfile"].write_text(TWO_CLASS_LOCUSTFILE)
     out["noslo"].write_text(NO_SLO)
     out["strict"].write_text('{"impossible": {"criteria": ["p95 < 0.001ms"], "match": "*", "scope": "scenario"}}')
     return out

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import random
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,7 +13,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import pg_admin
+from conftest import temp_database
+from run_meta import run_meta
 from sqlalchemy import event
 
 from benchlab.metrics.settings import RunMeta, StoreSettings
@@ -31,19 +31,7 @@ ODD_MS = (0.0, 1e-9, 0.0005, 0.001, 0.0010001, 2.5e5, 3.6e6, 1e7)
 
 
 def _meta(version: str, scenario: str = "checkout", test_type: str = "load") -> RunMeta:
-    return RunMeta(
-        scenario=scenario,
-        test_type=test_type,
-        app_version=version,
-        environment="test",
-        host="http://127.0.0.1:9",
-        locustfile="x.py",
-        user_classes=(),
-        users=1,
-        spawn_rate=1.0,
-        planned_duration_s=10.0,
-        workers=0,
-    )
+    return run_meta(scenario=scenario, test_type=test_type, app_version=version, planned_duration_s=10.0)
 
 
 @dataclass
@@ -132,15 +120,10 @@ def data(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
         yield _fill(store)
         store.close()
         return
-    name = f"benchlab_test_{uuid.uuid4().hex[:10]}"
-    pg_admin(f"CREATE DATABASE {name}")
-    try:
-        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+    with temp_database() as url:
         store = Store(settings=StoreSettings(url=url, spool_dir=spool)).open()
         yield _fill(store)
         store.close()
-    finally:
-        pg_admin(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 # ---------------------------------------------------------------------------------------------- windows

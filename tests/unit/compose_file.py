@@ -1,4 +1,4 @@
-"""docker-compose.benchmark.yml as Docker reads it, and the `benchlab` CLI it calls, for tests/unit/test_compose.py.
+"""docker-compose.benchmark.yml as Docker reads it, and the `benchlab` CLI it calls, for tests/unit/test_compose*.py.
 
 `docker-compose config` (v1, Debian's package; `make test` installs it) interpolates the file with
 .env.example as its env file, merges the YAML anchors and resolves paths. Without it the file is interpolated
@@ -28,6 +28,11 @@ ENV_EXAMPLE = REPO / ".env.example"
 DOCKER_COMPOSE = shutil.which("docker-compose")
 VARIABLE = re.compile(r"\$\{(\w+)(?:(:?)([-?])([^}]*))?\}")
 """Compose's `${NAME}`, `${NAME:-default}`, `${NAME-default}`, `${NAME:?message}`, `${NAME?message}`."""
+
+DEFAULT_SERVICES = {"postgres", "redis", "target", "sidecar", "runner", "prometheus", "grafana"}
+"""Services a plain `up` starts (those of no profile)."""
+STORE_CLIENTS = ("runner", "sidecar", "rabbitmq-sidecar")
+"""Services given the store's URL (a worker gets it from the runner)."""
 
 _TO_JSON = "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"
 
@@ -158,6 +163,11 @@ def flag_values(argv: list[str], flag: str) -> list[str]:
         elif arg.startswith(flag + "="):
             found.append(arg.split("=", 1)[1])
     return found
+
+
+def db_url(service: dict[str, Any]) -> str:
+    """The store URL a service is given: its last `--db`, else BENCHLAB_DB_URL."""
+    return (flag_values(command(service), "--db") or [environment(service).get("BENCHLAB_DB_URL", "")])[-1]
 
 
 def environment(service: dict[str, Any]) -> dict[str, str]:

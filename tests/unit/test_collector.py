@@ -5,27 +5,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from run_meta import run_meta
 from sqlalchemy import text
 
 from benchlab.metrics.collector import RequestCollector
-from benchlab.metrics.settings import CollectorSettings, RunMeta, StoreSettings
+from benchlab.metrics.settings import CollectorSettings, StoreSettings
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.spool import Spool
 from benchlab.metrics.store.writer import BatchWriter, WriterProcess, replay_spool
 
-META = RunMeta(
-    scenario="unit",
-    test_type="load",
-    app_version="1",
-    environment="test",
-    host="http://127.0.0.1:9",
-    locustfile="x.py",
-    user_classes=(),
-    users=1,
-    spawn_rate=1.0,
-    planned_duration_s=1.0,
-    workers=0,
-)
+META = run_meta(scenario="unit", app_version="1")
 
 
 class _Resp:

@@ -10,27 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from run_meta import run_meta
 
-from benchlab.metrics.settings import RunMeta, StoreSettings
+from benchlab.metrics.settings import StoreSettings
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.query import endpoint_stats
 from benchlab.metrics.store.sample import Sample
 from benchlab.runners.analysis.summary import Totals, load_seconds, run_columns
 from benchlab.runners.report.summary import as_json
 
-META = RunMeta(
-    scenario="rate",
-    test_type="load",
-    app_version="1",
-    environment="test",
-    host="http://127.0.0.1:9",
-    locustfile="x.py",
-    user_classes=(),
-    users=4,
-    spawn_rate=4.0,
-    planned_duration_s=15.0,
-    workers=2,
-)
+META = run_meta(scenario="rate", users=4, spawn_rate=4.0, planned_duration_s=15.0, workers=2)
 T0 = 1.7e9
 
 
