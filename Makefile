@@ -65,8 +65,7 @@ test-loaded: venv apt services typecheck-tree
 MUTATE := build/mutate
 MUTANT_SET := 'benchlab.runners.analysis.*' 'benchlab.metrics.store.spool.*' 'benchlab.metrics.store.bulk.*' \
   'benchlab.metrics.store.writer.x_replay_spool*' 'benchlab.metrics.store.writer.x*BatchWriter*' \
-  'benchlab.metrics.store.database.x*Store*write_samples*' 'benchlab.metrics.store.database.x*Store*_insert_samples*' \
-  'benchlab.metrics.store.database.x*Store*_copy_samples*' \
+  'benchlab.metrics.store.database.x*Store*write_samples*' \
   'benchlab.runners.cli.x__positive*' 'benchlab.runners.cli.x__host*' 'benchlab.runners.cli.x__tag*' \
   'benchlab.runners.cli.x_build_run_spec*' 'benchlab.runners.verdicts.x_judge_settings*' \
   'benchlab.runners.verdicts.x__read*' 'benchlab.runners.verdicts.x__flag_env*'

@@ -63,6 +63,13 @@ CREATE TABLE request_samples (
 CREATE INDEX ix_request_samples_run_ts ON request_samples (run_id, ts);
 CREATE INDEX ix_request_samples_ts ON request_samples USING brin (ts);
 
+-- The ids of stored sample batches, committed with their rows: a batch written twice is stored once.
+CREATE TABLE sample_batches (
+    run_id BIGINT NOT NULL,
+    batch  TEXT NOT NULL,
+    PRIMARY KEY (run_id, batch)
+);
+
 CREATE TABLE run_events (
     id         BIGSERIAL PRIMARY KEY,
     run_id     BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,

@@ -27,6 +27,8 @@ INSERT_SQL = (
     "INSERT INTO request_samples (run_id, worker, " + ", ".join(COLUMNS) + ") VALUES (" + ", ".join("?" * 11) + ")"
 )
 _EVENT_COLUMNS = "run_id, ts, kind, user_count, message, data"
+_CLAIM_SQLITE = "INSERT OR IGNORE INTO sample_batches (run_id, batch) VALUES (?, ?)"
+_CLAIM_POSTGRES = "INSERT INTO sample_batches (run_id, batch) VALUES (%s, %s) ON CONFLICT DO NOTHING"
 _PG_CONNECT = {
     "connect_timeout": 5,
     "keepalives": 1,
@@ -102,6 +104,18 @@ def sqlite_rows(run_id: int, worker: str | None, rows: Sequence[Sample]) -> list
     ]
 
 
+def claim_batch(cursor: Any, run_id: int, batch: str | None, *, sqlite: bool) -> bool:
+    """Record a batch id in the caller's transaction; False when it is stored already (then write nothing).
+
+    Rows and id commit together, so a batch whose commit acknowledgement was lost, written again, is skipped.
+    A batch without an id (a spool file from an older benchlab) is always written.
+    """
+    if batch is None:
+        return True
+    cursor.execute(_CLAIM_SQLITE if sqlite else _CLAIM_POSTGRES, (run_id, batch))
+    return bool(cursor.rowcount == 1)
+
+
 def copy_samples(cursor: Any, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
     """COPY a batch into Postgres through a psycopg2 cursor (the caller commits)."""
     cursor.copy_expert(COPY_SQL, CsvStream(run_id, worker, rows), size=1 << 16)
@@ -156,14 +170,21 @@ class Bulk:
             self.close()  # a broken connection is not reused: the next write connects again
             raise
 
-    def write_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
-        """Store a batch of request samples in one transaction."""
+    def write_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample], batch: str | None = None) -> None:
+        """Store a batch of request samples in one transaction, unless its id `batch` is stored already."""
         if not rows:
             return
-        if self._path is not None:
-            self._write(INSERT_SQL, sqlite_rows(run_id, worker, rows))
-        else:
-            self._write("", copy=lambda cur: copy_samples(cur, run_id, worker, rows))
+        sqlite = self._path is not None
+
+        def write(cur: Any) -> None:
+            if not claim_batch(cur, run_id, batch, sqlite=sqlite):
+                return
+            if sqlite:
+                cur.executemany(INSERT_SQL, sqlite_rows(run_id, worker, rows))
+            else:
+                copy_samples(cur, run_id, worker, rows)
+
+        self._write("", copy=write)
 
     def add_events(self, rows: Sequence[EventRow]) -> None:
         """Store run events (their data as JSON, `null` when there is none, as SQLAlchemy's JSON type does)."""

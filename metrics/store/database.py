@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from benchlab.metrics.settings import RunMeta, StoreSettings
-from benchlab.metrics.store.bulk import INSERT_SQL, EventRow, copy_samples, first_line, sqlite_rows
+from benchlab.metrics.store.bulk import INSERT_SQL, EventRow, claim_batch, copy_samples, first_line, sqlite_rows
 from benchlab.metrics.store.liveness import is_interrupted, owner_columns
 from benchlab.metrics.store.migration import upgrade
 from benchlab.metrics.store.model import Base, QueueSample, RequestSample, ResourceSample, Run, RunEvent
@@ -193,25 +193,18 @@ class Store:
         return None
 
     # -- writes -------------------------------------------------------------------------------
-    def write_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
-        """Store a batch of request samples in one transaction."""
+    def write_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample], batch: str | None = None) -> None:
+        """Store a batch of request samples in one transaction, unless its id `batch` is stored already."""
         if not rows:
             return
-        if self.is_postgres:
-            self._copy_samples(run_id, worker, rows)
-        else:
-            self._insert_samples(run_id, worker, rows)
-
-    def _insert_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
-        """SQLite: one prepared INSERT run by the driver's executemany (SQLAlchemy's per-row binding costs 3x)."""
-        with self.engine.begin() as conn:
-            conn.exec_driver_sql(INSERT_SQL, sqlite_rows(run_id, worker, rows))
-
-    def _copy_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
-            copy_samples(cur, run_id, worker, rows)
+            if claim_batch(cur, run_id, batch, sqlite=not self.is_postgres):
+                if self.is_postgres:
+                    copy_samples(cur, run_id, worker, rows)
+                else:  # one prepared INSERT run by the driver's executemany (SQLAlchemy's per-row binding costs 3x)
+                    cur.executemany(INSERT_SQL, sqlite_rows(run_id, worker, rows))
             cur.close()
             raw.commit()
         except BaseException:

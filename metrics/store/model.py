@@ -116,6 +116,19 @@ class RequestSample(Base):
     __mapper_args__ = {"primary_key": [run_id, ts, worker, name]}
 
 
+class SampleBatch(Base):
+    """A stored batch of request samples, by the id its writer gave it, committed with the batch's rows.
+
+    A batch written again (a retry after a lost commit acknowledgement, a replay after a crash, the fallback
+    resending what a dead writer child never confirmed) finds its id here and is skipped: stored once, not twice.
+    """
+
+    __tablename__ = "sample_batches"
+
+    run_id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    batch: Mapped[str] = mapped_column(Text, primary_key=True)
+
+
 class RunEvent(Base):
     """Something that happened during a run: start, stop, user-count changes, shape stages, notes."""
 

@@ -30,6 +30,8 @@ class Batch:
     worker: str | None
     rows: list[Sample]
     events: list[EventRow] = field(default_factory=list)
+    batch_id: str | None = None
+    """The id the batch was first written with (None in files of an older benchlab): a replay stores it once."""
 
 
 class Spool:
@@ -40,9 +42,10 @@ class Spool:
         """Folder holding `run<id>-<worker>-<pid>-<ns>.jsonl` files."""
         self._seq = 0
 
-    def put(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> Path:
-        """Write one batch of samples to disk and return its path."""
-        return self._write(run_id, worker, {"run_id": run_id, "worker": worker}, rows)
+    def put(self, run_id: int, worker: str | None, rows: Sequence[Sample], batch_id: str | None = None) -> Path:
+        """Write one batch of samples (and its id, when it has one) to disk and return its path."""
+        head = {"run_id": run_id, "worker": worker, **({"batch": batch_id} if batch_id else {})}
+        return self._write(run_id, worker, head, rows)
 
     def put_events(self, events: Sequence[EventRow]) -> Path:
         """Write run events (all of one run) to disk and return the path."""
@@ -95,4 +98,11 @@ class Spool:
             head = json.loads(fh.readline())
             rows: list[Sample] = [tuple(json.loads(line)) for line in fh if line.strip()]
         events: list[EventRow] = [tuple(e) for e in head.get("events", [])]
-        return Batch(path=path, run_id=int(head["run_id"]), worker=head["worker"], rows=rows, events=events)
+        return Batch(
+            path=path,
+            run_id=int(head["run_id"]),
+            worker=head["worker"],
+            rows=rows,
+            events=events,
+            batch_id=head.get("batch"),
+        )

@@ -16,6 +16,7 @@ import signal
 import struct
 import sys
 import time
+import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -78,8 +79,8 @@ class Sink(Protocol):
 class Target(Protocol):
     """What a BatchWriter writes to: `Store` (SQLAlchemy), or `Bulk` (bare DB-API, in the writer child)."""
 
-    def write_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
-        """Store a batch of samples in one transaction."""
+    def write_samples(self, run_id: int, worker: str | None, rows: Sequence[Sample], batch: str | None = None) -> None:
+        """Store a batch of samples in one transaction, unless its id `batch` is stored already."""
 
     def add_events(self, rows: Sequence[EventRow]) -> None:
         """Store run events."""
@@ -111,13 +112,14 @@ class BatchWriter:
         self._next_retry = 0.0
         self._next_beat = 0.0
 
-    def samples(self, batch: list[Sample]) -> None:
-        """Write one batch, or spool it."""
+    def samples(self, batch: list[Sample], batch_id: str | None = None) -> None:
+        """Write one batch, or spool it; its id (`batch_id`, or a new one) goes with it, so it is stored once."""
         self.stats.received += len(batch)
+        batch_id = batch_id or uuid.uuid4().hex
         try:
-            self.store.write_samples(self.run_id, self.worker, batch)
-        except Exception as exc:
-            self.spool.put(self.run_id, self.worker, batch)
+            self.store.write_samples(self.run_id, self.worker, batch, batch_id)
+        except Exception as exc:  # perhaps stored all the same (a lost commit acknowledgement): the id tells
+            self.spool.put(self.run_id, self.worker, batch, batch_id)
             self.stats.spooled += len(batch)
             if not self._failing:
                 log.warning("store write failed, spooling samples: %s", first_line(exc))
@@ -174,7 +176,7 @@ def replay_spool(store: Target, spool: Spool, run_id: int | None = None) -> int:
         try:
             if batch.events:
                 store.add_events(batch.events)
-            store.write_samples(batch.run_id, batch.worker, batch.rows)
+            store.write_samples(batch.run_id, batch.worker, batch.rows, batch.batch_id)
         except Exception as exc:
             spool.release(claimed)
             log.warning("replay of %s failed: %s", path.name, first_line(exc))
@@ -209,8 +211,8 @@ class WriterProcess:
         self._child = _Child([sys.executable, "-m", "benchlab.metrics.store.writer", json.dumps(asdict(self._config))])
 
     def samples(self, batch: list[Sample]) -> None:
-        """Hand a batch to the child."""
-        self._send(("samples", batch))
+        """Hand a batch to the child, with the id that keeps a resent batch from being stored twice."""
+        self._send(("samples", (uuid.uuid4().hex, batch)))
 
     def events(self, rows: list[EventRow]) -> None:
         """Hand run events to the child."""
@@ -275,7 +277,8 @@ class WriterProcess:
     def _deliver(writer: BatchWriter, message: tuple[str, Any]) -> None:
         kind, payload = message
         if kind == "samples":
-            writer.samples(payload)
+            batch_id, rows = payload
+            writer.samples(rows, batch_id)
         elif kind == "events":
             writer.events(payload)
 

@@ -192,7 +192,7 @@ def test_a_writer_child_stores_every_batch_handed_over_before_its_collector_died
     with handed.open("wb") as fh:
         for k in range(batches):
             rows = [(1.7e9 + k + i * 1e-4, "/a", "GET", 1.0, 1, None, 200, True, None) for i in range(2000)]
-            data = pickle.dumps(("samples", rows))
+            data = pickle.dumps(("samples", (f"batch-{k}", rows)))  # as WriterProcess.samples sends it
             fh.write(struct.pack("!I", len(data)) + data)
     read_end, write_end = os.pipe()
     os.close(read_end)  # the collector is gone: every ack fails

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import psycopg2
 import pytest
@@ -20,10 +21,12 @@ from run_meta import run_meta
 from target_fixture import Target
 
 from benchlab.metrics.settings import CollectorSettings, RunMeta, StoreSettings
+from benchlab.metrics.store.bulk import Bulk
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.sample import Sample
 from benchlab.metrics.store.spool import Spool
-from benchlab.metrics.store.writer import BatchWriter, replay_spool
+from benchlab.metrics.store.writer import BatchWriter, WriterProcess, replay_spool
+from benchlab.metrics.store.writer import Target as StoreTarget
 
 REFUSE_SQL = """
 CREATE TABLE benchlab_test_outage (since timestamptz DEFAULT now());
@@ -94,6 +97,57 @@ def test_replay_keeps_worker_labels_and_only_the_run_asked_for(store_url: str, t
     assert res.code == 0, res.stderr
     assert "replayed 7 samples; 0 spooled files left" in res.stdout
     assert [row["worker"] for row in store.iter_samples(run_b)] == ["w2"] * 7
+    store.close()
+
+
+class LostAcknowledgement:
+    """A store whose first sample write commits and then fails, as when the connection drops during COMMIT."""
+
+    def __init__(self, store: StoreTarget) -> None:
+        self.store = store
+        self.lost = 0
+
+    def write_samples(self, run_id: int, worker: str | None, rows: list[Sample], batch: str | None = None) -> None:
+        self.store.write_samples(run_id, worker, rows, batch)
+        if not self.lost:
+            self.lost += 1
+            raise ConnectionError("server closed the connection unexpectedly")
+
+    def add_events(self, rows: list[Any]) -> None:
+        self.store.add_events(rows)
+
+    def heartbeat(self, run_id: int) -> bool:
+        return self.store.heartbeat(run_id)
+
+
+@pytest.mark.parametrize("via", ["store", "bulk"])
+def test_a_batch_stored_before_its_commit_failed_is_not_stored_again(store_url: str, via: str, tmp_path: Path) -> None:
+    """The failed write is spooled and replayed; its batch id, committed with the rows, makes the replay a no-op."""
+    store = Store(settings=StoreSettings(url=store_url)).open()
+    run_id = store.start_run(_meta())
+    target = LostAcknowledgement(store if via == "store" else Bulk(store_url))
+    spool = Spool(directory=tmp_path / "spool")
+    writer = BatchWriter(store=target, spool=spool, run_id=run_id, worker="w1")
+    writer.samples(_batch(25, 1.7e9))
+    writer.samples(_batch(4, 1.7e9 + 1))
+    stats = writer.finish()
+    assert target.lost == 1
+    assert (stats.received, stats.stored, stats.spooled, stats.replayed, stats.pending) == (29, 4, 25, 25, 0)
+    assert store.count_samples(run_id) == 29, "the batch whose acknowledgement was lost is stored once"
+    assert not spool.pending()
+    store.close()
+
+
+def test_a_batch_resent_after_the_writer_child_died_is_stored_once(store_url: str, tmp_path: Path) -> None:
+    """The fallback resends what the child never confirmed, with the id the collector gave it in the message."""
+    store = Store(settings=StoreSettings(url=store_url)).open()
+    run_id = store.start_run(_meta())
+    message = ("samples", ("b-1", _batch(12, 1.7e9)))
+    for target in (Bulk(store_url), store):  # the child stored it, then the collector's fallback resends it
+        writer = BatchWriter(store=target, spool=Spool(directory=tmp_path / "spool"), run_id=run_id, worker=None)
+        WriterProcess._deliver(writer, message)
+        assert writer.finish().stored == 12
+    assert store.count_samples(run_id) == 12
     store.close()
 
 
