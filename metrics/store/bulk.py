@@ -10,7 +10,7 @@ import contextlib
 import io
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -154,16 +154,12 @@ class Bulk:
             self._conn = conn
         return self._conn
 
-    def _write(self, sql: str, rows: Sequence[tuple[Any, ...]] | None = None, copy: Any = None) -> None:
+    def _write(self, work: Callable[[Any], None]) -> None:
+        """Run `work` on a cursor in one transaction, and commit."""
         conn = self._connect()
         try:
             cur = conn.cursor()
-            if copy is not None:
-                copy(cur)
-            elif rows is not None:
-                cur.executemany(sql, rows)
-            else:
-                cur.execute(sql)
+            work(cur)
             cur.close()
             conn.commit()
         except BaseException:
@@ -184,7 +180,7 @@ class Bulk:
             else:
                 copy_samples(cur, run_id, worker, rows)
 
-        self._write("", copy=write)
+        self._write(write)
 
     def add_events(self, rows: Sequence[EventRow]) -> None:
         """Store run events (their data as JSON, `null` when there is none, as SQLAlchemy's JSON type does)."""
@@ -193,10 +189,12 @@ class Bulk:
         if self._path is not None:
             stamp = Stamps(suffix="")
             values = [(r, stamp(ts), k, u, m, json.dumps(d)) for r, ts, k, u, m, d in rows]
-            self._write(f"INSERT INTO run_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", values)
+            sql = f"INSERT INTO run_events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+            self._write(lambda cur: cur.executemany(sql, values))
         else:
             pg = [(r, datetime.fromtimestamp(ts, UTC), k, u, m, json.dumps(d)) for r, ts, k, u, m, d in rows]
-            self._write(f"INSERT INTO run_events ({_EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)", pg)
+            sql = f"INSERT INTO run_events ({_EVENT_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+            self._write(lambda cur: cur.executemany(sql, pg))
 
     def heartbeat(self, run_id: int) -> bool:
         """Tell readers a `running` run is alive; best effort: False when the store refused."""
@@ -205,7 +203,7 @@ class Bulk:
         mark = "?" if self._path is not None else "%s"
         sql = f"UPDATE runs SET heartbeat_at = {mark} WHERE id = {mark} AND status = 'running'"
         try:
-            self._write(sql, [(when, run_id)])
+            self._write(lambda cur: cur.execute(sql, (when, run_id)))
         except Exception:
             return False
         return True

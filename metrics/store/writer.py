@@ -13,35 +13,22 @@ import os
 import pickle
 import select
 import signal
-import struct
 import sys
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 from benchlab.metrics.settings import CollectorSettings, StoreSettings
 from benchlab.metrics.store.bulk import HEARTBEAT_S, Bulk, EventRow, first_line
+from benchlab.metrics.store.pipe import HEADER, Child, read_exact
 from benchlab.metrics.store.sample import Sample
 from benchlab.metrics.store.spool import Spool
 
-if TYPE_CHECKING:
-    pass
-
 log = logging.getLogger(__name__)
-_HEADER = struct.Struct("!I")
-
-
-def _unpatched(name: str) -> Callable[..., Any]:
-    """The pipe is used from the collector's native flush thread, where gevent's cooperative subprocess, close and
-    waitpid would wait on the main thread's hub: so raw fds and the unpatched os functions. (Imported on use: the
-    writer child itself never loads gevent.)"""
-    from gevent.monkey import get_original
-
-    return get_original("os", name)
 
 
 @dataclass
@@ -208,7 +195,7 @@ class WriterProcess:
         self._settings = settings
         self._fallback: BatchWriter | None = None
         self._unacked: deque[tuple[str, Any]] = deque()
-        self._child = _Child([sys.executable, "-m", "benchlab.metrics.store.writer", json.dumps(asdict(self._config))])
+        self._child = Child([sys.executable, "-m", "benchlab.metrics.store.writer", json.dumps(asdict(self._config))])
 
     def samples(self, batch: list[Sample]) -> None:
         """Hand a batch to the child, with the id that keeps a resent batch from being stored twice."""
@@ -238,7 +225,7 @@ class WriterProcess:
         if self._fallback is None:
             data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
             try:
-                self._child.send(_HEADER.pack(len(data)) + data)
+                self._child.send(HEADER.pack(len(data)) + data)
                 if message[0] == "stop":
                     return  # what the child prints now is its final counts, which finish() reads
                 self._unacked.append(message)
@@ -283,75 +270,6 @@ class WriterProcess:
             writer.events(payload)
 
 
-class _Child:
-    """A child process with its stdin and stdout as raw pipe fds."""
-
-    def __init__(self, argv: list[str]) -> None:
-        child_in, self._to_child = os.pipe()
-        self._from_child, child_out = os.pipe()
-        actions = [(os.POSIX_SPAWN_DUP2, child_in, 0), (os.POSIX_SPAWN_DUP2, child_out, 1)]
-        self._close: Callable[[int], None] = _unpatched("close")
-        self._waitpid: Callable[[int, int], tuple[int, int]] = _unpatched("waitpid")
-        self.pid = _unpatched("posix_spawn")(argv[0], argv, dict(os.environ), file_actions=actions)
-        self._close(child_in)
-        self._close(child_out)
-        os.set_blocking(self._from_child, False)
-        self.returncode: int | None = None
-
-    def send(self, data: bytes) -> None:
-        """Write all of `data` (blocking; raises OSError once the child is gone)."""
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._to_child, view) :]
-
-    def acks(self) -> int:
-        """Messages the child has confirmed since the last call (one newline each), without blocking."""
-        count = 0
-        while True:
-            try:
-                chunk = os.read(self._from_child, 65536)
-            except BlockingIOError:
-                return count
-            if not chunk:
-                return count  # the child is gone; the next send says so
-            count += chunk.count(b"\n")
-
-    def kill(self) -> None:
-        """SIGKILL (tests use it to check the fallback)."""
-        os.kill(self.pid, signal.SIGKILL)
-
-    def finish(self) -> str:
-        """Close its input, read its output to the end, reap it; returns what it printed."""
-        if self._to_child >= 0:
-            self._close(self._to_child)
-            self._to_child = -1
-        chunks = []
-        if self._from_child >= 0:
-            os.set_blocking(self._from_child, True)
-        while self._from_child >= 0 and (chunk := os.read(self._from_child, 65536)):
-            chunks.append(chunk)
-        if self._from_child >= 0:
-            self._close(self._from_child)
-            self._from_child = -1
-        if self.returncode is None:
-            try:
-                self.returncode = os.waitstatus_to_exitcode(self._waitpid(self.pid, 0)[1])
-            except ChildProcessError:  # reaped by someone else's SIGCHLD handling
-                self.returncode = -1
-        return b"".join(chunks).decode(errors="replace")
-
-
-def _read_exact(fd: int, size: int) -> bytes | None:
-    chunks, left = [], size
-    while left:
-        chunk = os.read(fd, left)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        left -= len(chunk)
-    return b"".join(chunks)
-
-
 def serve(config: WriterConfig, stream: BinaryIO, ack: int = 1) -> CollectorStats:
     """The child's loop: read messages until `stop` or end of input, replaying the spool between them."""
     store = Bulk(config.db_url)
@@ -366,8 +284,8 @@ def serve(config: WriterConfig, stream: BinaryIO, ack: int = 1) -> CollectorStat
     while True:
         ready, _, _ = select.select([fd], [], [], config.retry_interval)
         if ready:
-            header = _read_exact(fd, _HEADER.size)
-            body = _read_exact(fd, _HEADER.unpack(header)[0]) if header else None
+            header = read_exact(fd, HEADER.size)
+            body = read_exact(fd, HEADER.unpack(header)[0]) if header else None
             if body is None:
                 log.error("collector went away without saying stop; finishing")
                 break

@@ -12,28 +12,17 @@ from typing import Any
 
 import psycopg2
 import pytest
+from run_meta import run_meta
 from sqlalchemy import text
 
-from benchlab.metrics.settings import RunMeta, StoreSettings
+from benchlab.metrics.settings import StoreSettings
 from benchlab.metrics.store.bulk import Bulk, sqlite_path
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.liveness import utc
 from benchlab.metrics.store.sample import Sample
 
 T0 = 1_714_996_800  # 2024-05-06 12:00:00 UTC
-META = RunMeta(
-    scenario="write",
-    test_type="load",
-    app_version="1",
-    environment="test",
-    host="http://127.0.0.1:9",
-    locustfile="x.py",
-    user_classes=(),
-    users=1,
-    spawn_rate=1.0,
-    planned_duration_s=1.0,
-    workers=0,
-)
+META = run_meta(scenario="write")
 EDGES: list[Sample] = [
     (T0 + 0.000001, 'q "a,b"', "GET", 0.1 + 0.2, 0, None, 0, False, ""),
     (T0 + 0.9999996, "/x\nline, two", "POST", 1e-7, None, 0, None, True, None),

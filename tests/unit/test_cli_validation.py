@@ -7,39 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_parse import parser
 
-from benchlab.runners import cli, verdicts
-from benchlab.runners.settings import RunSpec
-
-
-class _Parsed(Exception):
-    """Raised where the run would start, carrying the spec it was given."""
-
-    def __init__(self, spec: RunSpec) -> None:
-        super().__init__("parsed")
-        self.spec = spec
+from benchlab.runners import cli
 
 
 @pytest.fixture
 def parse(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
     """`benchlab run ARGS` up to the point the run would start: returns its RunSpec."""
-    for name in ("TARGET_HOST", "USERS", "SPAWN_RATE", "RUN_TIME", "APP_VERSION", "TEST_TYPE", "BENCHLAB_DB_URL",
-                 "BENCHLAB_SPOOL_DIR", "BENCHLAB_WORKERS", "LOCUSTFILE", "BENCHLAB_GIT_COMMIT", "BENCHLAB_SCENARIO",
-                 "BENCHLAB_METRICS_PORT", "BASELINE_VERSION", "FAIL_ON_REGRESSION"):  # fmt: skip
-        monkeypatch.delenv(name, raising=False)
-
-    def stop(spec: RunSpec) -> None:
-        raise _Parsed(spec)
-
-    monkeypatch.setattr(verdicts, "check_baseline", stop)
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args: str) -> RunSpec:
-        with pytest.raises(_Parsed) as parsed:
-            cli.main(["run", *args])
-        return parsed.value.spec
-
-    return run
+    return parser(monkeypatch, tmp_path)
 
 
 def test_flags_become_the_run_spec(parse: Any, tmp_path: Path) -> None:

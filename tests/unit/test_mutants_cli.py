@@ -7,44 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_parse import Parsed, parser, stop
 
 from benchlab.runners import cli, verdicts
 from benchlab.runners.analysis.slo import DEFAULT_SLOS
 from benchlab.runners.analysis.threshold import Thresholds
 from benchlab.runners.errors import BadInput
-from benchlab.runners.settings import JudgeSettings, RunSpec
+from benchlab.runners.settings import JudgeSettings
 
-ENV = ("TARGET_HOST", "USERS", "SPAWN_RATE", "RUN_TIME", "APP_VERSION", "TEST_TYPE", "BENCHLAB_DB_URL",
-       "BENCHLAB_SPOOL_DIR", "BENCHLAB_WORKERS", "LOCUSTFILE", "BENCHLAB_GIT_COMMIT", "BENCHLAB_SCENARIO",
-       "BENCHLAB_METRICS_PORT", "BASELINE_VERSION", "FAIL_ON_REGRESSION", "BENCHLAB_EXPECT_WORKERS",
-       "BENCHLAB_MASTER_BIND", "BENCHLAB_MASTER_PORT", "BENCHLAB_ENVIRONMENT", "BENCHLAB_SLO_P95_MS")  # fmt: skip
 GOOD = ["-f", "x.py", "--host", "http://127.0.0.1:8000", "-t", "2s", "--db", "sqlite:///never/b.db"]
-
-
-class _Parsed(Exception):
-    def __init__(self, spec: RunSpec) -> None:
-        super().__init__("parsed")
-        self.spec = spec
 
 
 @pytest.fixture
 def parse(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Any:
-    """`benchlab run ARGS` up to the point the run would start: its RunSpec."""
-    for name in ENV:
-        monkeypatch.delenv(name, raising=False)
-
-    def stop(spec: RunSpec) -> None:
-        raise _Parsed(spec)
-
-    monkeypatch.setattr(verdicts, "check_baseline", stop)
-    monkeypatch.chdir(tmp_path)
-
-    def run(*args: str) -> RunSpec:
-        with pytest.raises(_Parsed) as parsed:
-            cli.main(["run", *args])
-        return parsed.value.spec
-
-    return run
+    """`benchlab run ARGS` up to the point the run would start: returns its RunSpec."""
+    return parser(monkeypatch, tmp_path)
 
 
 def error_of(args: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -81,11 +58,8 @@ def test_shape_and_output_flags_reach_the_spec(parse: Any) -> None:
 def test_calibrate_builds_the_same_spec_without_results(parse: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     from benchlab.runners import calibrate
 
-    def stop(spec: RunSpec, repeats: int) -> None:
-        raise _Parsed(spec)
-
     monkeypatch.setattr(calibrate, "calibrate", stop)
-    with pytest.raises(_Parsed) as parsed:
+    with pytest.raises(Parsed) as parsed:
         cli.main(["calibrate", *GOOD, "--runs", "2", "--no-report"])
     spec = parsed.value.spec
     assert spec.output.results_dir is None and spec.output.report_dir is None and spec.meta.planned_duration_s == 2.0

@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from run_meta import run_meta
 from sqlalchemy import text
 
-from benchlab.metrics.settings import CollectorSettings, RunMeta, StoreSettings
+from benchlab.metrics.settings import CollectorSettings, StoreSettings
 from benchlab.metrics.store.bulk import first_line
 from benchlab.metrics.store.database import Store
 from benchlab.metrics.store.liveness import utc
@@ -22,19 +23,7 @@ from benchlab.metrics.store.sample import Sample
 from benchlab.metrics.store.spool import Spool
 from benchlab.metrics.store.writer import BatchWriter, replay_spool
 
-META = RunMeta(
-    scenario="spool",
-    test_type="load",
-    app_version="1",
-    environment="test",
-    host="http://127.0.0.1:9",
-    locustfile="x.py",
-    user_classes=(),
-    users=1,
-    spawn_rate=1.0,
-    planned_duration_s=1.0,
-    workers=0,
-)
+META = run_meta(scenario="spool")
 ROW: Sample = (1.7e9 + 0.25, '/q?x="1",y', "POST", 12.5, None, 7, None, False, "Err: ünïcode\nline 2")
 
 
