@@ -155,7 +155,9 @@ def test_class_level_host_needs_no_host_flag(
     assert run is not None and run.host == demo_target.url and run.test_type == "baseline"
     # rps counts the load phase (first to last stored sample), not the workers' start-up and final flush
     assert s["rps"] == pytest.approx(s["stored_samples"] / s["load_s"], rel=1e-3) and s["load_s"] < s["duration_s"]
-    assert 3.0 < s["load_s"] <= 4.5
+    # -t 4s bounds the load phase; with workers, the master's stop reaches them over ZeroMQ, which on a busy
+    # machine (CI runs three pytest groups on two cores) took up to a second: 4.985 s was seen
+    assert 3.0 < s["load_s"] <= 5.5
     if workers != "0":
         assert s["duration_s"] - s["load_s"] > 0.5, s
 
