@@ -67,7 +67,8 @@ MUTANT_SET := 'benchlab.runners.analysis.*' 'benchlab.metrics.store.spool.*' 'be
   'benchlab.metrics.store.writer.x_replay_spool*' 'benchlab.metrics.store.writer.x*BatchWriter*' \
   'benchlab.metrics.store.database.x*Store*write_samples*' \
   'benchlab.runners.cli.x__positive*' 'benchlab.runners.cli.x__host*' 'benchlab.runners.cli.x__tag*' \
-  'benchlab.runners.cli.x_build_run_spec*' 'benchlab.runners.verdicts.x_judge_settings*' \
+  'benchlab.runners.cli.x_build_run_spec*' 'benchlab.runners.cli.x__run_time*' 'benchlab.runners.cli.x__shape_settings*' \
+  'benchlab.runners.verdicts.x_judge_settings*' \
   'benchlab.runners.verdicts.x__read*' 'benchlab.runners.verdicts.x__flag_env*'
 MUTANTS ?= $(MUTANT_SET)
 mutate: venv services

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from benchlab.metrics.settings import StoreSettings
+    from benchlab.runners.settings import ShapeSettings
 
 from benchlab.runners import remote
 from benchlab.runners.analyses import add_analyze, add_trend, after_run
@@ -123,10 +124,23 @@ def _run_flags(p: argparse.ArgumentParser, *, version_flags: tuple[str, ...]) ->
         default=_env("BENCHLAB_WORKERS", "0"),
         help="0: one in-process runner; N: a Locust master plus N local workers",
     )
+    _shape_flags(p)
+    _output_flags(p)
+    remote.add_master_flags(p)
+    add_judge_flags(p, for_run=True)
+    _db(p)
+
+
+def _shape_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of the test types' shapes and of the run's SLO."""
     p.add_argument("--stress-steps", type=_positive(int, "stress steps"), default="5")
     p.add_argument("--slo-p95-ms", type=_positive(float, "SLO p95"), default=_env("BENCHLAB_SLO_P95_MS", "1000"))
     p.add_argument("--slo-error-rate", type=_positive(float, "SLO error rate", zero_ok=True), default="0.05")
     p.add_argument("--spike-factor", type=_positive(float, "spike factor"), default="5")
+
+
+def _output_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of the pre-flight check, the runner's /metrics, the monitored processes and the output."""
     p.add_argument("--no-health-check", action="store_true", help="skip the pre-flight check of the target")
     p.add_argument("--health-path", default="/health", help="health check path (falls back to GET /)")
     p.add_argument(
@@ -155,18 +169,13 @@ def _run_flags(p: argparse.ArgumentParser, *, version_flags: tuple[str, ...]) ->
     p.add_argument("-v", "--verbose", action="store_true")
     p.add_argument("--no-report", action="store_true", help="do not write the HTML report to --report-dir")
     p.add_argument("--report-dir", type=Path, default=Path("results/reports"), help="(default results/reports)")
-    remote.add_master_flags(p)
-    add_judge_flags(p, for_run=True)
-    _db(p)
 
 
 def build_run_spec(ns: argparse.Namespace) -> Any:
     """Turn parsed `run` flags into a RunSpec; raises BadInput naming the first problem."""
-    from locust.util.timespan import parse_timespan
-
     from benchlab.metrics.settings import RunMeta
     from benchlab.runners.run import resolve_locustfile
-    from benchlab.runners.settings import OutputSettings, RunSpec, ShapeSettings
+    from benchlab.runners.settings import OutputSettings, RunSpec
 
     test_type = ns.test_type or "load"  # not given: a locustfile's own shape may drive the run (runners.run)
     if test_type not in TEST_TYPES:  # argparse checks choices on flags only, not on env defaults
@@ -174,13 +183,7 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
     if not ns.locustfile:
         raise BadInput("no locustfile: pass -f/--locustfile")
     # No --host is fine when the user classes set their own or make no HTTP requests (checked once loaded).
-    run_time_text = ns.run_time or "5m"
-    try:
-        run_time = float(parse_timespan(run_time_text))
-    except (ValueError, TypeError):
-        raise BadInput(f"bad run time {run_time_text!r}: use Locust syntax such as 30s, 5m, 1h30m") from None
-    if run_time <= 0:
-        raise BadInput(f"bad run time {run_time_text!r}: must be > 0")
+    run_time = _run_time(ns.run_time or "5m")
     store = store_settings(ns)
     locustfile = resolve_locustfile(ns.locustfile)
     classes = tuple(ns.user_class)
@@ -201,6 +204,45 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
         tags=dict(ns.tag),
         git_commit=_git_commit(locustfile),
     )
+    return RunSpec(
+        meta=meta,
+        locustfile=locustfile,
+        store=store,
+        shape=_shape_settings(ns, test_type, run_time),
+        output=OutputSettings(
+            json=ns.json,
+            quiet=ns.quiet,
+            verbose=ns.verbose,
+            report_dir=None if ns.no_report else ns.report_dir,
+            results_dir=getattr(ns, "results_dir", None),
+        ),
+        health_check=not ns.no_health_check,
+        health_path=ns.health_path,
+        metrics_port=ns.metrics_port,
+        metrics_bind=ns.metrics_bind,
+        monitor=tuple(f"pid:{pid}" for pid in ns.monitor_pid) + tuple(f"process:{rx}" for rx in ns.monitor_process),
+        judge=judge_settings(ns, runs=ns.baseline_runs_n),
+        master=master,
+    )
+
+
+def _run_time(text: str) -> float:
+    """Seconds of a Locust timespan (30s, 5m, 1h30m, or plain seconds); raises BadInput if bad or not > 0."""
+    from locust.util.timespan import parse_timespan
+
+    try:
+        run_time = float(parse_timespan(text))
+    except (ValueError, TypeError):
+        raise BadInput(f"bad run time {text!r}: use Locust syntax such as 30s, 5m, 1h30m") from None
+    if run_time <= 0:
+        raise BadInput(f"bad run time {text!r}: must be > 0")
+    return run_time
+
+
+def _shape_settings(ns: argparse.Namespace, test_type: str, run_time: float) -> ShapeSettings:
+    """The run's shape settings, validated (a `complete` suite's test types are validated as each shape is built)."""
+    from benchlab.runners.settings import ShapeSettings
+
     shape = ShapeSettings(
         test_type=test_type,
         users=ns.users,
@@ -220,26 +262,7 @@ def build_run_spec(ns: argparse.Namespace) -> Any:
             validate(shape)
         except ValueError as exc:
             raise BadInput(str(exc)) from None
-    return RunSpec(
-        meta=meta,
-        locustfile=locustfile,
-        store=store,
-        shape=shape,
-        output=OutputSettings(
-            json=ns.json,
-            quiet=ns.quiet,
-            verbose=ns.verbose,
-            report_dir=None if getattr(ns, "no_report", True) else ns.report_dir,
-            results_dir=getattr(ns, "results_dir", None),
-        ),
-        health_check=not ns.no_health_check,
-        health_path=ns.health_path,
-        metrics_port=ns.metrics_port,
-        metrics_bind=ns.metrics_bind,
-        monitor=tuple(f"pid:{pid}" for pid in ns.monitor_pid) + tuple(f"process:{rx}" for rx in ns.monitor_process),
-        judge=judge_settings(ns, runs=ns.baseline_runs_n),
-        master=master,
-    )
+    return shape
 
 
 def _git_commit(path: Path) -> str | None:
@@ -307,15 +330,11 @@ def cmd_calibrate(ns: argparse.Namespace) -> int:
 def cmd_demo(ns: argparse.Namespace) -> int:
     """`benchlab demo`."""
     import locust  # noqa: F401  - gevent monkey-patching first
-    from locust.util.timespan import parse_timespan
 
     from benchlab.runners.demo.tour import run_demo
     from benchlab.runners.settings import DemoSettings
 
-    try:
-        run_time = float(parse_timespan(ns.run_time))
-    except (ValueError, TypeError):
-        raise BadInput(f"bad run time {ns.run_time!r}: use Locust syntax such as 30s, 5m") from None
+    run_time = _run_time(ns.run_time)
     store = store_settings(ns)
     return run_demo(
         DemoSettings(store=store, locustfile=Path(ns.locustfile), users=ns.users, run_time=run_time, quiet=ns.quiet)

@@ -143,3 +143,14 @@ def test_bad_test_type_from_env_exits_2(parse: Any, monkeypatch: pytest.MonkeyPa
 def test_postgres_urls_are_accepted(parse: Any) -> None:
     for url in ("postgresql://u@h/d", "postgresql+psycopg2://u@h:5433/d"):
         assert parse(*GOOD, "--db", url).store.url == url
+
+
+@pytest.mark.parametrize(("text", "needle"), [("soon", "use Locust syntax"), ("0s", "must be > 0")])
+def test_demo_bad_run_time_exits_2_before_anything_starts(
+    text: str, needle: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    db = tmp_path / "demo.db"
+    assert cli.main(["demo", "--run-time", text, "-q", "--db", f"sqlite:///{db}"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"benchlab: error: bad run time {text!r}: ") and needle in err[0], err
+    assert not db.exists()
