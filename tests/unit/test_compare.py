@@ -75,6 +75,22 @@ def test_single_runs_without_calibration_need_the_whole_interval_beyond_the_thre
     assert a.ci_low > 0.2 and a.verdict == REGRESSION and large.overall == REGRESSION
 
 
+def test_the_whole_interval_rule_holds_only_while_the_run_to_run_spread_is_unknown() -> None:
+    """Three runs a side (the spread is estimated) or a calibrated floor: a regression needs its interval to
+    exclude zero, not to clear the threshold; an interval reaching below 20% is still a regression."""
+    rng = np.random.default_rng(12)
+    three = compare(
+        side("1.0", [1, 2, 3], rng), side("1.1", [4, 5, 6], rng, scale={"/a": 1.4, "/b": 1.0}), settings=FAST
+    )
+    a = _result(three, "/a", "p95_ms")
+    assert 0 < a.ci_low < 0.2 < a.change and a.verdict == REGRESSION and not a.note
+    rng = np.random.default_rng(11)
+    base, cand = side("1.0", [1], rng), side("1.1", [2], rng, scale={"/a": 1.5, "/b": 1.0})
+    floors = {("/a", "GET", "p95_ms", ""): 0.01}
+    a = _result(compare(base, cand, settings=Settings(replicates=500, floors=floors)), "/a", "p95_ms")
+    assert 0 < a.ci_low < 0.2 < a.change and a.verdict == REGRESSION and a.note.startswith("noise floor 0.01")
+
+
 def test_repeated_aa_pairs_raise_no_regression() -> None:
     rng = np.random.default_rng(5)
     alarms = 0
