@@ -38,20 +38,7 @@ class Gen(FastHttpUser):
         self.client.post("/api/v1/content/generate", json={"type": "complex", "topic": "bench"})
 """
 
-PACED = """
-from locust import FastHttpUser, constant, task
-
-
-class Paced(FastHttpUser):
-    wait_time = constant(0.02)
-
-    @task
-    def templates(self):
-        self.client.get("/api/v1/templates")
-"""
-"""A cheap endpoint behind a fixed wait (the target's --delay-ms): its p95 is the wait plus the machine's jitter."""
-
-HEALTH = """
+LIGHT = """
 from locust import FastHttpUser, constant, task
 
 
@@ -59,9 +46,12 @@ class Light(FastHttpUser):
     wait_time = constant(0.02)
 
     @task
-    def health(self):
-        self.client.get("/health")
+    def hit(self):
+        self.client.get("{path}")
 """
+HEALTH = LIGHT.format(path="/health")
+PACED = LIGHT.format(path="/api/v1/templates")
+"""A cheap endpoint behind a fixed wait (the target's --delay-ms): its p95 is the wait plus the machine's jitter."""
 
 
 def _file(tmp_path: Path, name: str, text: str) -> Path:
