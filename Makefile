@@ -27,6 +27,8 @@ services:
 	@pg_isready -h 127.0.0.1 -p 5432 -q || pg_ctlcluster --skip-systemctl-redirect $(PGVER) main start
 	@redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
 	@for i in $$(seq 1 30); do pg_isready -h 127.0.0.1 -p 5432 -q && break; sleep 1; done
+	@timeout 2 bash -c '</dev/tcp/127.0.0.1/5672' 2>/dev/null || { rabbitmq-server -detached; \
+	  for i in $$(seq 1 60); do timeout 2 bash -c '</dev/tcp/127.0.0.1/5672' 2>/dev/null && break; sleep 1; done; }
 
 demo: venv
 	$(VENV)/bin/benchlab demo
