@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import subprocess
@@ -15,12 +14,13 @@ from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from benchlab.metrics.settings import StoreSettings
-    from benchlab.runners.settings import ShapeSettings
+    from benchlab.runners.settings import DemoSettings, ShapeSettings
 
 from benchlab.runners import remote
-from benchlab.runners.analyses import add_analyze, add_trend, after_run
+from benchlab.runners.analyses import add_analyze, add_trend
 from benchlab.runners.ci import add_parser as add_ci
-from benchlab.runners.errors import EXIT_BAD_INPUT, EXIT_FAILED, EXIT_OK, BadInput, RunFailed
+from benchlab.runners.errors import EXIT_BAD_INPUT, EXIT_FAILED, BadInput, RunFailed
+from benchlab.runners.launch import cmd_calibrate, cmd_demo, cmd_run
 from benchlab.runners.prune import add_parser as add_prune
 from benchlab.runners.seed import seed_argv
 from benchlab.runners.services import add_services
@@ -282,63 +282,13 @@ def _git_commit(path: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def cmd_run(ns: argparse.Namespace) -> int:
-    """`benchlab run`."""
-    import locust  # noqa: F401  - gevent monkey-patching before anything imports ssl or sockets
-
-    from benchlab.runners.report.summary import suite_json
-    from benchlab.runners.report.table import table
-    from benchlab.runners.run import execute
-    from benchlab.runners.verdicts import check_baseline, judge_after_run
-
-    spec = build_run_spec(ns)
-    check_baseline(spec)
-    results = execute(spec)
-    for result in results:
-        print(table(result.rows, result.totals))
-        if result.error:
-            print(f"benchlab: {result.error}", file=sys.stderr)
-    code = next((r.exit_code for r in results if r.exit_code != EXIT_OK), EXIT_OK)
-    if code == EXIT_OK:
-        code = judge_after_run(spec, [r.totals.run_id for r in results if r.totals.status == "completed"])
-    after_run(spec, [(r.test_type, r.totals.run_id) for r in results if r.totals.status == "completed"])
-    if spec.output.report_dir is not None:
-        from benchlab.runners.reporting import report_after_run
-
-        stored = [r.totals.run_id for r in results if r.totals.stored_samples]
-        report_after_run(spec.store, spec.judge, stored, spec.output.report_dir)
-    if spec.output.results_dir is not None:
-        from benchlab.runners.baseline import write_runs
-
-        for path in write_runs(spec.store, [r.totals.run_id for r in results], spec.output.results_dir):
-            print(f"benchlab: baseline written to {path}", file=sys.stderr)
-    if spec.output.json:
-        print(json.dumps(suite_json([(r.test_type, r.rows, r.totals) for r in results], lost=results[-1].lost_workers)))
-    sys.stdout.flush()
-    return code
-
-
-def cmd_calibrate(ns: argparse.Namespace) -> int:
-    """`benchlab calibrate` (imported when called: it brings Locust and gevent)."""
-    import locust  # noqa: F401  - gevent monkey-patching first
-
-    from benchlab.runners.calibrate import cmd_calibrate as calibrate
-
-    return calibrate(ns)
-
-
-def cmd_demo(ns: argparse.Namespace) -> int:
-    """`benchlab demo`."""
-    import locust  # noqa: F401  - gevent monkey-patching first
-
-    from benchlab.runners.demo.tour import run_demo
+def demo_settings(ns: argparse.Namespace) -> DemoSettings:
+    """`benchlab demo`'s flags as DemoSettings; raises BadInput naming the first problem."""
     from benchlab.runners.settings import DemoSettings
 
     run_time = _run_time(ns.run_time)
     store = store_settings(ns)
-    return run_demo(
-        DemoSettings(store=store, locustfile=Path(ns.locustfile), users=ns.users, run_time=run_time, quiet=ns.quiet)
-    )
+    return DemoSettings(store=store, locustfile=Path(ns.locustfile), users=ns.users, run_time=run_time, quiet=ns.quiet)
 
 
 def store_settings(ns: argparse.Namespace) -> StoreSettings:
