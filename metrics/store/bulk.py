@@ -116,6 +116,22 @@ def claim_batch(cursor: Any, run_id: int, batch: str | None, *, sqlite: bool) ->
     return bool(cursor.rowcount == 1)
 
 
+def write_batch(
+    cursor: Any, run_id: int, worker: str | None, rows: Sequence[Sample], batch: str | None, *, sqlite: bool
+) -> None:
+    """Claim the batch's id and write its rows through a DB-API cursor (the caller commits); nothing if claimed.
+
+    SQLite: one prepared INSERT run by the driver's executemany (SQLAlchemy's per-row binding costs 3x).
+    Postgres: COPY.
+    """
+    if not claim_batch(cursor, run_id, batch, sqlite=sqlite):
+        return
+    if sqlite:
+        cursor.executemany(INSERT_SQL, sqlite_rows(run_id, worker, rows))
+    else:
+        copy_samples(cursor, run_id, worker, rows)
+
+
 def copy_samples(cursor: Any, run_id: int, worker: str | None, rows: Sequence[Sample]) -> None:
     """COPY a batch into Postgres through a psycopg2 cursor (the caller commits)."""
     cursor.copy_expert(COPY_SQL, CsvStream(run_id, worker, rows), size=1 << 16)
@@ -171,16 +187,7 @@ class Bulk:
         if not rows:
             return
         sqlite = self._path is not None
-
-        def write(cur: Any) -> None:
-            if not claim_batch(cur, run_id, batch, sqlite=sqlite):
-                return
-            if sqlite:
-                cur.executemany(INSERT_SQL, sqlite_rows(run_id, worker, rows))
-            else:
-                copy_samples(cur, run_id, worker, rows)
-
-        self._write(write)
+        self._write(lambda cur: write_batch(cur, run_id, worker, rows, batch, sqlite=sqlite))
 
     def add_events(self, rows: Sequence[EventRow]) -> None:
         """Store run events (their data as JSON, `null` when there is none, as SQLAlchemy's JSON type does)."""

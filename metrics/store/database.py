@@ -13,7 +13,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from benchlab.metrics.settings import RunMeta, StoreSettings
-from benchlab.metrics.store.bulk import INSERT_SQL, EventRow, claim_batch, copy_samples, first_line, sqlite_rows
+from benchlab.metrics.store.bulk import EventRow, first_line, write_batch
 from benchlab.metrics.store.liveness import is_interrupted, owner_columns
 from benchlab.metrics.store.migration import upgrade
 from benchlab.metrics.store.model import Base, QueueSample, RequestSample, ResourceSample, Run, RunEvent
@@ -200,11 +200,7 @@ class Store:
         raw = self.engine.raw_connection()
         try:
             cur = raw.cursor()
-            if claim_batch(cur, run_id, batch, sqlite=not self.is_postgres):
-                if self.is_postgres:
-                    copy_samples(cur, run_id, worker, rows)
-                else:  # one prepared INSERT run by the driver's executemany (SQLAlchemy's per-row binding costs 3x)
-                    cur.executemany(INSERT_SQL, sqlite_rows(run_id, worker, rows))
+            write_batch(cur, run_id, worker, rows, batch, sqlite=not self.is_postgres)
             cur.close()
             raw.commit()
         except BaseException:
